@@ -1,0 +1,60 @@
+//! # rangelock
+//!
+//! An XArray-style concurrent radix tree whose slots hold pages (items), shadow entries
+//! (values) and, next, *lock entries*, so that range locks over a file's page index live
+//! in the same tree as its pages.
+//!
+//! This release provides the tree itself, [`XArray`]:
+//!
+//! * all of `u64` as index space, 64 slots per node, height that follows the largest
+//!   index in use;
+//! * lock-free reads through crossbeam-epoch ([`XArray::load`], [`XArray::get`], a pinned
+//!   [`ReadGuard`] that borrows items without touching reference counts, [`XArray::iter`],
+//!   [`XArray::find`]);
+//! * writes serialised on one short internal lock ([`XArray::store`],
+//!   [`XArray::store_value`], [`XArray::store_range`], [`XArray::erase`],
+//!   [`XArray::erase_range`], [`XArray::compare_exchange`], [`XArray::clear`]);
+//! * multi-index entries: a value stored over `2^40` indices costs a handful of slots;
+//! * three [`Mark`]s per entry, propagated up the tree ([`XArray::iter_marked`],
+//!   O(1) [`XArray::any_marked`]).
+//!
+//! ```
+//! use rangelock::{Entry, XArray};
+//! use std::sync::Arc;
+//!
+//! let xa: XArray<&str> = XArray::new();
+//! assert!(matches!(xa.store(u64::MAX, Arc::new("last")), Ok(Entry::Empty)));
+//! xa.store_range(0..1 << 40, 7).unwrap();
+//! let spans: Vec<_> = xa.iter(..).map(|(span, _)| span).collect();
+//! assert_eq!(spans.len(), 17); // 16 blocks of 2^36 indices, then the item at u64::MAX
+//! assert_eq!(xa.erase(u64::MAX).item().map(|s| **s), Some("last"));
+//! ```
+//!
+//! ## Layers
+//!
+//! `sync` (std or loom primitives) <- [`xarray`] (the tree). The range-lock and
+//! page-cache layers build on the tree; see `DESIGN` notes in the repository.
+//!
+//! ## Verification
+//!
+//! Unit and conformance tests, quickcheck against a `BTreeMap` model, loom models of the
+//! reader/writer races (`ci/loom.sh`), Miri with tree borrows (`ci/miri.sh`) and a
+//! cargo-fuzz target whose corpus replays under `cargo test`.
+
+#![deny(
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs
+)]
+#![warn(missing_debug_implementations)]
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("rangelock needs 64-bit pointers: a slot word carries 63-bit values");
+
+pub(crate) mod sync;
+pub mod xarray;
+
+pub use xarray::{
+    CompareExchangeError, Entry, EntryRef, Iter, Mark, ReadGuard, RefIter, StoreError, XArray,
+    XaError, MAX_VALUE,
+};

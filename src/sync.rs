@@ -1,0 +1,69 @@
+//! The one place that chooses between `std` and `loom` synchronisation primitives.
+//!
+//! Everything in the crate that synchronises threads imports it from here, never from
+//! `std::sync` directly (`ci/lint.sh` enforces it), so a
+//! build with `RUSTFLAGS="--cfg loom --cfg crossbeam_loom"` runs every atomic, lock and
+//! interior-mutable cell of the crate under loom's model checker. crossbeam-epoch follows
+//! the same switch through its own `crossbeam_loom` cfg (see `ci/loom.sh`): both cfgs are
+//! needed, or the epoch's atomics stay invisible to loom.
+//!
+//! [`UnsafeCell`] has loom's `with`/`with_mut` API on both sides, so loom checks each
+//! access for data races (and the std build compiles them to plain pointer accesses).
+//!
+//! Items handed to the tree are always `std::sync::Arc` (it is the type users have), so
+//! [`ItemArc`] is std's `Arc` in both builds.
+
+pub(crate) use std::sync::Arc as ItemArc;
+
+#[cfg(loom)]
+mod imp {
+    pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::sync::atomic;
+    pub(crate) use loom::sync::{Mutex, MutexGuard};
+}
+
+#[cfg(not(loom))]
+mod imp {
+    pub(crate) use std::sync::{Mutex, MutexGuard};
+
+    pub(crate) mod atomic {
+        pub(crate) use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+    }
+
+    /// `std::cell::UnsafeCell` with loom's closure-based access API.
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(#[allow(clippy::disallowed_types)] std::cell::UnsafeCell<T>);
+
+    #[allow(dead_code)]
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Runs `f` with a shared raw pointer to the contents.
+        #[inline(always)]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Runs `f` with an exclusive raw pointer to the contents.
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
+
+pub(crate) use imp::*;
+
+/// Locks `mutex`, ignoring poisoning.
+///
+/// The crate never runs user code while holding one of its mutexes, and every tree
+/// update leaves the tree valid after each single-word store, so a poisoned lock only
+/// means that some unrelated thread panicked; the data is still consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

@@ -1,0 +1,141 @@
+//! A structural self-check of the tree, for tests, the quickcheck model and the fuzzer.
+//!
+//! It takes the write lock and verifies every invariant that [`cursor`](super::cursor)
+//! promises: shifts, counts, mark summaries, no empty non-root node, a minimal root, items
+//! only in leaves, and the tree's item and node counters.
+
+use super::entry::{self, Kind, EMPTY};
+use super::node::{Geometry, Node};
+use super::tree::XArray;
+use crate::sync::atomic::Ordering;
+
+impl<T, const SLOTS: usize> XArray<T, SLOTS> {
+    /// Checks the tree's structural invariants; `Err` describes the first violation.
+    ///
+    /// Meant for tests and fuzzing: it walks the whole tree under the write lock.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let _lock = crate::sync::lock(&self.write_lock);
+        let _guard = self.pin();
+        let head = self.head.load(Ordering::Acquire);
+        let root_marks = self.root_marks.load(Ordering::Acquire);
+        let mut totals = Totals::default();
+        match entry::kind(head) {
+            Kind::Empty if root_marks != 0 => {
+                return Err(format!("empty tree with marks {root_marks:#b}"))
+            }
+            Kind::Item => return Err("item in the head".into()),
+            Kind::Node => {
+                // SAFETY: we hold the write lock, so the reachable nodes stay allocated.
+                let root = unsafe { &*entry::word_node::<Node<SLOTS>>(head) };
+                let child = root.load(0);
+                // SAFETY: we hold the write lock.
+                if unsafe { root.count() } == 1 && entry::is_node(child) {
+                    return Err("root holds only a child in slot 0 (not shrunk)".into());
+                }
+                let marks = Self::check_node(root, 0, true, &mut totals)?;
+                if marks != root_marks {
+                    return Err(format!(
+                        "root marks {root_marks:#b} but subtree has {marks:#b}"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        let (items, nodes) = (
+            self.items.load(Ordering::Relaxed),
+            self.nodes.load(Ordering::Relaxed),
+        );
+        if (items, nodes) != (totals.items, totals.nodes) {
+            return Err(format!(
+                "counters say {items} items / {nodes} nodes, tree has {} / {}",
+                totals.items, totals.nodes
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks one node; returns the union of its slots' marks.
+    fn check_node(
+        node: &Node<SLOTS>,
+        base: u64,
+        is_root: bool,
+        totals: &mut Totals,
+    ) -> Result<u8, String> {
+        totals.nodes += 1;
+        let shift = node.shift as u32;
+        if shift % Geometry::<SLOTS>::BITS != 0 || shift > Geometry::<SLOTS>::TOP_SHIFT {
+            return Err(format!("node at {base} has shift {shift}"));
+        }
+        let in_range = Geometry::<SLOTS>::slots_in_range(shift);
+        let mut count = 0;
+        let mut union = 0u8;
+        for offset in 0..SLOTS {
+            let word = node.load(offset);
+            let slot_first = base.wrapping_add((offset as u64) << shift.min(63));
+            let slot_marks = node.slot_marks(offset);
+            if offset >= in_range {
+                if word != EMPTY || slot_marks != 0 {
+                    return Err(format!("slot {offset} of top node beyond u64::MAX is used"));
+                }
+                continue;
+            }
+            if word == EMPTY {
+                if slot_marks != 0 {
+                    return Err(format!(
+                        "empty slot at {slot_first} (shift {shift}) has marks"
+                    ));
+                }
+                continue;
+            }
+            count += 1;
+            match entry::kind(word) {
+                Kind::Node => {
+                    // SAFETY: the caller holds the write lock.
+                    let child = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
+                    if shift == 0 || child.shift as u32 != shift - Geometry::<SLOTS>::BITS {
+                        return Err(format!(
+                            "child at {slot_first} has shift {} under {shift}",
+                            child.shift
+                        ));
+                    }
+                    // SAFETY: the caller holds the write lock.
+                    if unsafe { child.count() } == 0 {
+                        return Err(format!("empty node linked at {slot_first}"));
+                    }
+                    let below = Self::check_node(child, slot_first, false, totals)?;
+                    if below != slot_marks {
+                        return Err(format!(
+                            "slot at {slot_first} (shift {shift}) has marks {slot_marks:#b}, subtree {below:#b}"
+                        ));
+                    }
+                }
+                Kind::Item => {
+                    if shift != 0 {
+                        return Err(format!("item above the leaves at {slot_first}"));
+                    }
+                    totals.items += 1;
+                }
+                _ => {}
+            }
+            union |= slot_marks;
+        }
+        // SAFETY: the caller holds the write lock.
+        let recorded = unsafe { node.count() };
+        if recorded != count {
+            return Err(format!(
+                "node at {base} (shift {shift}) counts {recorded}, has {count}"
+            ));
+        }
+        if count == 0 {
+            return Err(format!("empty node at {base} (root: {is_root})"));
+        }
+        Ok(union)
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    items: usize,
+    nodes: usize,
+}

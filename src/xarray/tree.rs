@@ -1,0 +1,423 @@
+//! `XArray`: the public face of the tree (construction, reads, writes, marks).
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::{RangeBounds, RangeInclusive};
+
+use crossbeam_epoch::{Collector, Guard};
+
+use super::cursor::WriteCursor;
+use super::entry::{self, Entry, Kind, Mark, EMPTY, MAX_VALUE};
+use super::error::{CompareExchangeError, StoreError, XaError};
+use super::iter::Iter;
+use super::node::{self, Node};
+use super::read_guard::ReadGuard;
+use super::span::{self, Block};
+use crate::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use crate::sync::ItemArc as Arc;
+use crate::sync::Mutex;
+
+/// A concurrent radix tree mapping every `u64` index to an [`Entry`]: empty, an item
+/// (`Arc<T>`), or a 63-bit value.
+///
+/// Reads are lock-free (crossbeam-epoch); writes serialise on one short internal lock
+/// that is never held across user code. `SLOTS` is the fan-out (a power of two in
+/// `2..=64`); keep the default of 64 except to test (4 reaches deep trees quickly).
+///
+/// Semantically the tree is a total map from index to entry plus three [`Mark`]s per
+/// index. Internally, a value stored over an aligned block of indices occupies one slot
+/// (a *multi-index entry*), so [`store_range`](Self::store_range) over `2^40` indices
+/// costs O(levels x SLOTS), not O(length). Writing to part of such an entry splits it.
+///
+/// ```
+/// use rangelock::{Entry, Mark, XArray};
+/// use std::sync::Arc;
+///
+/// let pages: XArray<String> = XArray::new();
+/// pages.store(7, Arc::new("page seven".to_string())).unwrap();
+/// pages.store_range(100..200, 42).unwrap(); // shadow entries over 100 indices
+/// pages.set_mark(7, Mark::M0);
+///
+/// assert_eq!(pages.load(7).as_deref().map(String::as_str), Some("page seven"));
+/// assert_eq!(pages.get(150).value(), Some(42));
+/// assert!(pages.get_mark(7, Mark::M0));
+/// assert!(matches!(pages.get(8), Entry::Empty));
+///
+/// // A pinned read guard borrows items without touching reference counts.
+/// let guard = pages.read();
+/// assert_eq!(guard.get(7).map(String::len), Some(10));
+/// ```
+pub struct XArray<T, const SLOTS: usize = 64> {
+    /// Empty, a non-node entry covering all of `u64`, or the root node.
+    pub(crate) head: AtomicUsize,
+    /// The head's marks: bit `m` set iff some entry carries mark `m`.
+    pub(crate) root_marks: AtomicU8,
+    /// Serialises writers (`xa_lock`); never held across user code or a wait.
+    pub(crate) write_lock: Mutex<()>,
+    /// Items reachable from the head.
+    pub(crate) items: AtomicUsize,
+    /// Nodes reachable from the head.
+    pub(crate) nodes: AtomicUsize,
+    /// `None`: crossbeam-epoch's global collector.
+    collector: Option<Collector>,
+    _items: PhantomData<Arc<T>>,
+}
+
+// Auto traits: atomics, the mutex and the collector are Send + Sync; the items make the
+// tree Send/Sync exactly when `Arc<T>` is, through the PhantomData.
+
+impl<T> XArray<T> {
+    /// An empty tree with 64 slots per node, using the global epoch collector.
+    pub fn new() -> Self {
+        Self::with_slots()
+    }
+}
+
+impl<T> Default for XArray<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, const SLOTS: usize> XArray<T, SLOTS> {
+    /// An empty tree with `SLOTS` slots per node (`XArray::<T, 4>::with_slots()`).
+    pub fn with_slots() -> Self {
+        Self::build(None)
+    }
+
+    fn build(collector: Option<Collector>) -> Self {
+        let _ = node::Geometry::<SLOTS>::BITS; // compile-time check of SLOTS
+        XArray {
+            head: AtomicUsize::new(EMPTY),
+            root_marks: AtomicU8::new(0),
+            write_lock: Mutex::new(()),
+            items: AtomicUsize::new(0),
+            nodes: AtomicUsize::new(0),
+            collector,
+            _items: PhantomData,
+        }
+    }
+
+    /// An empty tree that reclaims through its own epoch `collector` instead of the
+    /// global one: useful in tests (dropping the tree and the collector frees everything
+    /// that was retired, deterministically) and under loom (fewer states).
+    pub fn with_collector(collector: Collector) -> Self {
+        Self::build(Some(collector))
+    }
+
+    /// Pins the epoch this tree reclaims through.
+    #[inline]
+    pub(crate) fn pin(&self) -> Guard {
+        match &self.collector {
+            None => crossbeam_epoch::pin(),
+            Some(collector) => collector.register().pin(),
+        }
+    }
+
+    /// A pinned read guard: lock-free lookups that borrow items for the guard's lifetime
+    /// without touching their reference counts. Keep it short-lived: while it lives,
+    /// nothing retired anywhere in its epoch can be freed.
+    pub fn read(&self) -> ReadGuard<'_, T, SLOTS> {
+        ReadGuard::new(self, self.pin())
+    }
+
+    /// The item at `index`, with its reference count raised.
+    pub fn load(&self, index: u64) -> Option<Arc<T>> {
+        let guard = self.pin();
+        let word = self.lookup_word(&guard, index);
+        (entry::kind(word) == Kind::Item).then(|| {
+            // SAFETY: an item word read under `guard`: the tree's own strong reference
+            // is dropped only after the epoch passes our pin, so the count is >= 1.
+            unsafe { clone_item(word) }
+        })
+    }
+
+    /// The entry at `index`.
+    pub fn get(&self, index: u64) -> Entry<T> {
+        let guard = self.pin();
+        // SAFETY: the word was read under `guard`, which is still pinned.
+        unsafe { decode_owned(self.lookup_word(&guard, index)) }
+    }
+
+    /// Whether the entry at `index` carries `mark` (always `false` for an empty index).
+    pub fn get_mark(&self, index: u64, mark: Mark) -> bool {
+        let guard = self.pin();
+        self.lookup_mark(&guard, index, mark.index())
+    }
+
+    /// Whether any entry carries `mark`: O(1).
+    pub fn any_marked(&self, mark: Mark) -> bool {
+        self.root_marks.load(Ordering::Acquire) & (1 << mark.index()) != 0
+    }
+
+    /// The first entry at or after `from`, with the whole span it covers (which may begin
+    /// before `from`, for a multi-index entry).
+    pub fn find(&self, from: u64) -> Option<(RangeInclusive<u64>, Entry<T>)> {
+        let guard = self.pin();
+        let (block, word) = self.find_word(&guard, from, u64::MAX, None)?;
+        // SAFETY: the word was read under `guard`, which is still pinned.
+        Some((block.first..=block.last(), unsafe { decode_owned(word) }))
+    }
+
+    /// The entries in `range`, in ascending order, each multi-index entry once with the
+    /// whole span it covers. Lock-free and not a snapshot (see [`Iter`]). An empty or
+    /// inverted range yields nothing.
+    pub fn iter(&self, range: impl RangeBounds<u64>) -> Iter<'_, T, SLOTS> {
+        Iter::new(self, span::inclusive(&range), None)
+    }
+
+    /// Like [`iter`](Self::iter), but only entries that carry `mark`; unmarked subtrees
+    /// are skipped without being walked.
+    pub fn iter_marked(&self, range: impl RangeBounds<u64>, mark: Mark) -> Iter<'_, T, SLOTS> {
+        Iter::new(self, span::inclusive(&range), Some(mark.index()))
+    }
+
+    /// The number of items (not values) in the tree, like a page cache's page count.
+    pub fn len(&self) -> usize {
+        self.items.load(Ordering::Relaxed)
+    }
+
+    /// `true` when no index holds anything (neither item nor value).
+    pub fn is_empty(&self) -> bool {
+        self.head.load(Ordering::Acquire) == EMPTY
+    }
+
+    /// The number of tree nodes currently linked into the tree.
+    pub fn node_count(&self) -> usize {
+        self.nodes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes used by the linked nodes (items themselves not counted).
+    pub fn memory_usage(&self) -> usize {
+        self.node_count() * core::mem::size_of::<Node<SLOTS>>()
+    }
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
+    /// Stores `item` at `index` and returns what was there. The index keeps its marks.
+    ///
+    /// Storing inside a multi-index value splits it: the other indices keep the value.
+    pub fn store(&self, index: u64, item: Arc<T>) -> Result<Entry<T>, StoreError<T>> {
+        let word = entry::item_word(Arc::into_raw(item));
+        Ok(self.store_word(index, word))
+    }
+
+    /// Stores the value `value` (at most [`MAX_VALUE`]) at `index`; returns what was there.
+    pub fn store_value(&self, index: u64, value: u64) -> Result<Entry<T>, XaError> {
+        Ok(self.store_word(index, checked_value(value)?))
+    }
+
+    fn store_word(&self, index: u64, word: usize) -> Entry<T> {
+        let mut cursor = WriteCursor::new(self);
+        let slot = cursor.create(Block {
+            first: index,
+            shift: 0,
+        });
+        let old = cursor.replace(slot, word);
+        cursor.dispose(old)
+    }
+
+    /// Stores `value` over every index of `range` as multi-index entries, one per block of
+    /// the range's decomposition into aligned power-of-`SLOTS` blocks, replacing (and
+    /// releasing) whatever was there. Each new entry carries the union of the marks of
+    /// the entries it replaced.
+    ///
+    /// Readers see each index change atomically, but not the whole range at once.
+    pub fn store_range(&self, range: impl RangeBounds<u64>, value: u64) -> Result<(), XaError> {
+        let range = span::checked(&range)?;
+        let word = checked_value(value)?;
+        let mut cursor = WriteCursor::new(self);
+        for block in span::blocks::<SLOTS>(range) {
+            let slot = cursor.create(block);
+            let old = cursor.replace(slot, word);
+            cursor.dispose(old);
+        }
+        Ok(())
+    }
+
+    /// Empties `index` (and clears its marks); returns what was there.
+    pub fn erase(&self, index: u64) -> Entry<T> {
+        let mut cursor = WriteCursor::new(self);
+        Self::erase_block(
+            &mut cursor,
+            Block {
+                first: index,
+                shift: 0,
+            },
+        )
+    }
+
+    /// Empties every index of `range`, clearing marks and freeing the nodes that become
+    /// empty. Costs O(levels x SLOTS) slot writes plus the entries it removes.
+    pub fn erase_range(&self, range: impl RangeBounds<u64>) -> Result<(), XaError> {
+        let range = span::checked(&range)?;
+        let mut cursor = WriteCursor::new(self);
+        for block in span::blocks::<SLOTS>(range) {
+            Self::erase_block(&mut cursor, block);
+        }
+        Ok(())
+    }
+
+    fn erase_block(cursor: &mut WriteCursor<'_, T, SLOTS>, block: Block) -> Entry<T> {
+        let found = cursor.locate(block.first, block.shift);
+        if found.outside || found.word == EMPTY {
+            return Entry::Empty;
+        }
+        // A larger multi-index entry covers the block: split it down to the block
+        // (unless the "entry" is the root node, which the block contains whole).
+        let slot = if found.shift > block.shift && !entry::is_node(found.word) {
+            cursor.create(block)
+        } else {
+            found.slot
+        };
+        cursor.clear_marks(slot);
+        let old = cursor.replace(slot, EMPTY);
+        cursor.collapse();
+        cursor.dispose(old)
+    }
+
+    /// Replaces the entry at `index` with `new` if it is `current` (same item by pointer,
+    /// same value, or both empty), and returns the entry it replaced. On failure the
+    /// caller gets `new` back, with the entry that was found.
+    pub fn compare_exchange(
+        &self,
+        index: u64,
+        current: &Entry<T>,
+        new: Entry<T>,
+    ) -> Result<Entry<T>, CompareExchangeError<T>> {
+        if let Entry::Value(v) = new {
+            if let Err(error) = checked_value(v) {
+                return Err(CompareExchangeError::Refused { error, new });
+            }
+        }
+        let mut cursor = WriteCursor::new(self);
+        let found = cursor.locate(index, 0);
+        let matches = match (current, entry::kind(found.word)) {
+            (Entry::Empty, Kind::Empty) => true,
+            (Entry::Item(item), Kind::Item) => {
+                Arc::as_ptr(item) == entry::word_item::<T>(found.word)
+            }
+            (Entry::Value(v), Kind::Value) => *v == entry::word_value(found.word),
+            _ => false,
+        };
+        if !matches {
+            // SAFETY: the word was read under the cursor's guard (and lock).
+            let current = unsafe { decode_owned(found.word) };
+            return Err(CompareExchangeError::Mismatch { current, new });
+        }
+        let block = Block {
+            first: index,
+            shift: 0,
+        };
+        Ok(match new {
+            Entry::Empty => Self::erase_block(&mut cursor, block),
+            Entry::Item(item) => {
+                let slot = cursor.create(block);
+                let old = cursor.replace(slot, entry::item_word(Arc::into_raw(item)));
+                cursor.dispose(old)
+            }
+            Entry::Value(v) => {
+                let slot = cursor.create(block);
+                let old = cursor.replace(slot, entry::value_word(v));
+                cursor.dispose(old)
+            }
+        })
+    }
+
+    /// Sets `mark` on the entry at `index`. Returns `false` (and does nothing) if the
+    /// index is empty. Marking one index of a multi-index entry splits it.
+    pub fn set_mark(&self, index: u64, mark: Mark) -> bool {
+        self.change_mark(index, mark.index(), true)
+    }
+
+    /// Clears `mark` on the entry at `index` (a no-op if it was not set).
+    pub fn clear_mark(&self, index: u64, mark: Mark) {
+        self.change_mark(index, mark.index(), false);
+    }
+
+    fn change_mark(&self, index: u64, m: usize, on: bool) -> bool {
+        let mut cursor = WriteCursor::new(self);
+        let found = cursor.locate(index, 0);
+        if found.outside || found.word == EMPTY {
+            return false;
+        }
+        if cursor.is_marked(found.slot, m) == on {
+            return true;
+        }
+        let slot = if found.shift > 0 {
+            cursor.create(Block {
+                first: index,
+                shift: 0,
+            })
+        } else {
+            found.slot
+        };
+        cursor.set_mark(slot, m, on);
+        true
+    }
+
+    /// Empties the whole tree, releasing every item and node through the epoch.
+    pub fn clear(&self) {
+        let mut cursor = WriteCursor::new(self);
+        cursor.clear_marks(super::cursor::Slot::Head);
+        let old = cursor.replace(super::cursor::Slot::Head, EMPTY);
+        cursor.dispose(old);
+    }
+}
+
+impl<T, const SLOTS: usize> Drop for XArray<T, SLOTS> {
+    fn drop(&mut self) {
+        let head = self.head.load(Ordering::Acquire);
+        // SAFETY: `&mut self`: no reader or writer can reach the tree any more (read
+        // guards and iterators borrow it), and everything retired earlier was unlinked
+        // before, so the head's subtree is owned by us alone.
+        unsafe { node::free_subtree::<T, SLOTS>(head) };
+    }
+}
+
+impl<T, const SLOTS: usize> fmt::Debug for XArray<T, SLOTS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XArray")
+            .field("slots_per_node", &SLOTS)
+            .field("items", &self.len())
+            .field("nodes", &self.node_count())
+            .field("empty", &self.is_empty())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Encodes a value, refusing one that does not fit.
+fn checked_value(value: u64) -> Result<usize, XaError> {
+    if value > MAX_VALUE {
+        Err(XaError::ValueTooLarge { value })
+    } else {
+        Ok(entry::value_word(value))
+    }
+}
+
+/// Clones the item an item word points to.
+///
+/// # Safety
+/// `word` is an item word read from this tree under a guard that is still pinned.
+pub(crate) unsafe fn clone_item<T>(word: usize) -> Arc<T> {
+    let ptr = entry::word_item::<T>(word);
+    // SAFETY: the tree holds a strong reference that is released only after the epoch
+    // passes the caller's pin, so the allocation is live and the count is >= 1.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Arc::from_raw(ptr)
+    }
+}
+
+/// Decodes a non-node word into an owned entry.
+///
+/// # Safety
+/// As for [`clone_item`].
+pub(crate) unsafe fn decode_owned<T>(word: usize) -> Entry<T> {
+    match entry::kind(word) {
+        // SAFETY: forwarded from the caller.
+        Kind::Item => Entry::Item(unsafe { clone_item(word) }),
+        Kind::Value => Entry::Value(entry::word_value(word)),
+        Kind::Empty | Kind::Node | Kind::Lock => Entry::Empty,
+    }
+}

@@ -1,0 +1,199 @@
+//! Lock-free read walks: point lookups, mark lookups and `find`.
+//!
+//! # Why a reader is safe
+//!
+//! A reader pins the tree's epoch, then follows slot words from the head with `Acquire`
+//! loads. Every node and item it can reach was published by a `Release` store after it
+//! was fully initialised, so the reader sees its contents. A writer that unlinks a node
+//! or an item retires it through the same epoch, which frees it only after every thread
+//! pinned at that time has unpinned: the memory a reader walks stays valid for as long as
+//! its guard lives.
+//!
+//! # What a reader sees
+//!
+//! Each slot read is one atomic load of one word, so a reader sees each index either
+//! before or after any single-slot change. A walk that raced with a structural change
+//! sees the tree as it was or as it is:
+//!
+//! * root growth publishes a new root whose slot 0 is the old root: a reader that loaded
+//!   the old root finds everything that was under it;
+//! * root shrink publishes the old root's only child as the head and retires the old
+//!   root *unchanged*: a reader still in it walks into the same live child;
+//! * a split publishes a child filled with copies of the entry it replaces;
+//! * a node unlinked because it became empty holds only empty slots;
+//! * a subtree replaced by a range store is never written again, so a reader still in it
+//!   sees the entries it held just before the store.
+//!
+//! Walks over several indices (`find`, iteration) are not snapshots: each step is a fresh
+//! walk from the head, entries changed meanwhile may or may not be seen, but each index
+//! is reported at most once and in ascending order.
+
+use crossbeam_epoch::Guard;
+
+use super::entry::{self, EMPTY};
+use super::node::{Geometry, Node};
+use super::span::Block;
+use super::tree::XArray;
+use crate::sync::atomic::Ordering;
+
+impl<T, const SLOTS: usize> XArray<T, SLOTS> {
+    /// The word covering `index` (a non-node word; `EMPTY` if nothing covers it).
+    #[inline]
+    pub(crate) fn lookup_word(&self, _guard: &Guard, index: u64) -> usize {
+        let mut word = self.head.load(Ordering::Acquire);
+        if !entry::is_node(word) {
+            return word;
+        }
+        // SAFETY: a node word loaded with Acquire under a pinned guard of this tree's
+        // collector: the node was initialised before it was published and is freed only
+        // after our guard unpins (module docs).
+        let mut node = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
+        node.visit();
+        if index > Geometry::<SLOTS>::max_index(node.shift as u32) {
+            return EMPTY;
+        }
+        loop {
+            word = node.load(Geometry::<SLOTS>::offset(index, node.shift as u32));
+            if !entry::is_node(word) {
+                return word;
+            }
+            // SAFETY: as above, a child node word loaded with Acquire under our guard.
+            node = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
+            node.visit();
+        }
+    }
+
+    /// Whether the entry covering `index` carries mark `m`.
+    pub(crate) fn lookup_mark(&self, _guard: &Guard, index: u64, m: usize) -> bool {
+        if self.root_marks.load(Ordering::Acquire) & (1 << m) == 0 {
+            return false;
+        }
+        let mut word = self.head.load(Ordering::Acquire);
+        if !entry::is_node(word) {
+            return word != EMPTY;
+        }
+        // SAFETY: see `lookup_word`.
+        let mut node = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
+        node.visit();
+        if index > Geometry::<SLOTS>::max_index(node.shift as u32) {
+            return false;
+        }
+        loop {
+            let offset = Geometry::<SLOTS>::offset(index, node.shift as u32);
+            if node.mark_bits(m) & (1 << offset) == 0 {
+                return false;
+            }
+            word = node.load(offset);
+            if !entry::is_node(word) {
+                return word != EMPTY;
+            }
+            // SAFETY: see `lookup_word`.
+            node = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
+            node.visit();
+        }
+    }
+
+    /// The first entry (with mark `mark`, if given) whose block intersects
+    /// `[first, last]`, as its whole block and its word.
+    pub(crate) fn find_word(
+        &self,
+        _guard: &Guard,
+        first: u64,
+        last: u64,
+        mark: Option<usize>,
+    ) -> Option<(Block, usize)> {
+        if let Some(m) = mark {
+            if self.root_marks.load(Ordering::Acquire) & (1 << m) == 0 {
+                return None;
+            }
+        }
+        let word = self.head.load(Ordering::Acquire);
+        if word == EMPTY {
+            return None;
+        }
+        if !entry::is_node(word) {
+            let block = Block {
+                first: 0,
+                shift: Geometry::<SLOTS>::HEAD_SHIFT,
+            };
+            return Some((block, word));
+        }
+        // SAFETY: see `lookup_word`.
+        let root = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
+        root.visit();
+        if first > Geometry::<SLOTS>::max_index(root.shift as u32) {
+            return None;
+        }
+        Self::find_in(root, 0, first, last, mark)
+    }
+
+    /// `find_word` below `node`, whose first index is `base`; `base <= first <= last`
+    /// and `first` lies inside the node.
+    fn find_in(
+        node: &Node<SLOTS>,
+        base: u64,
+        first: u64,
+        last: u64,
+        mark: Option<usize>,
+    ) -> Option<(Block, usize)> {
+        let shift = node.shift as u32;
+        let start = ((first - base) >> shift) as usize;
+        let end =
+            (((last - base) >> shift) as usize).min(Geometry::<SLOTS>::slots_in_range(shift) - 1);
+        let mut candidates = range_bits(start, end);
+        if let Some(m) = mark {
+            candidates &= node.mark_bits(m);
+        }
+        while candidates != 0 {
+            let offset = candidates.trailing_zeros() as usize;
+            candidates &= candidates - 1;
+            let word = node.load(offset);
+            if word == EMPTY {
+                continue;
+            }
+            let slot_first = base + ((offset as u64) << shift);
+            if entry::is_node(word) {
+                // SAFETY: see `lookup_word`: a child loaded with Acquire under the guard
+                // our caller holds.
+                let child = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
+                child.visit();
+                if let Some(found) =
+                    Self::find_in(child, slot_first, first.max(slot_first), last, mark)
+                {
+                    return Some(found);
+                }
+            } else {
+                return Some((
+                    Block {
+                        first: slot_first,
+                        shift,
+                    },
+                    word,
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Bits `start..=end` of a `u64` (`end < 64`).
+#[inline(always)]
+fn range_bits(start: usize, end: usize) -> u64 {
+    let upto = if end == 63 {
+        u64::MAX
+    } else {
+        (1u64 << (end + 1)) - 1
+    };
+    upto & !((1u64 << start) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn range_bits_edges() {
+        assert_eq!(super::range_bits(0, 63), u64::MAX);
+        assert_eq!(super::range_bits(0, 0), 1);
+        assert_eq!(super::range_bits(63, 63), 1 << 63);
+        assert_eq!(super::range_bits(2, 4), 0b11100);
+    }
+}
