@@ -64,8 +64,11 @@ pub(crate) struct WriteCursor<'a, T: Send + Sync + 'static, const SLOTS: usize> 
 
 impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS> {
     pub(crate) fn new(xa: &'a XArray<T, SLOTS>) -> Self {
-        let lock = sync::lock(&xa.write_lock);
+        // Pin before locking: pinning may run deferred frees, which drop items and so
+        // run the user's `Drop for T`; that must never happen under the write lock
+        // (a `Drop` that touched this tree would deadlock).
         let guard = xa.pin();
+        let lock = sync::lock(&xa.write_lock);
         WriteCursor {
             xa,
             _lock: lock,

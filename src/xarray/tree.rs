@@ -154,9 +154,10 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     /// before `from`, for a multi-index entry).
     pub fn find(&self, from: u64) -> Option<(RangeInclusive<u64>, Entry<T>)> {
         let guard = self.pin();
-        let (block, word) = self.find_word(&guard, from, u64::MAX, None)?;
+        let found = self.find_word(&guard, from, u64::MAX, None)?;
+        let span = found.block.first..=found.block.last();
         // SAFETY: the word was read under `guard`, which is still pinned.
-        Some((block.first..=block.last(), unsafe { decode_owned(word) }))
+        Some((span, unsafe { decode_owned(found.word) }))
     }
 
     /// The entries in `range`, in ascending order, each multi-index entry once with the

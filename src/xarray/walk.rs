@@ -94,14 +94,14 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     }
 
     /// The first entry (with mark `mark`, if given) whose block intersects
-    /// `[first, last]`, as its whole block and its word.
+    /// `[first, last]`: its whole block, its word, and the node it was found in.
     pub(crate) fn find_word(
         &self,
         _guard: &Guard,
         first: u64,
         last: u64,
         mark: Option<usize>,
-    ) -> Option<(Block, usize)> {
+    ) -> Option<Found<SLOTS>> {
         if let Some(m) = mark {
             if self.root_marks.load(Ordering::Acquire) & (1 << m) == 0 {
                 return None;
@@ -112,11 +112,15 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
             return None;
         }
         if !entry::is_node(word) {
-            let block = Block {
-                first: 0,
-                shift: Geometry::<SLOTS>::HEAD_SHIFT,
-            };
-            return Some((block, word));
+            return Some(Found {
+                block: Block {
+                    first: 0,
+                    shift: Geometry::<SLOTS>::HEAD_SHIFT,
+                },
+                word,
+                node: core::ptr::null(),
+                base: 0,
+            });
         }
         // SAFETY: see `lookup_word`.
         let root = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
@@ -124,55 +128,79 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         if first > Geometry::<SLOTS>::max_index(root.shift as u32) {
             return None;
         }
-        Self::find_in(root, 0, first, last, mark)
+        find_in(root, 0, first, last, mark)
     }
+}
 
-    /// `find_word` below `node`, whose first index is `base`; `base <= first <= last`
-    /// and `first` lies inside the node.
-    fn find_in(
-        node: &Node<SLOTS>,
-        base: u64,
-        first: u64,
-        last: u64,
-        mark: Option<usize>,
-    ) -> Option<(Block, usize)> {
-        let shift = node.shift as u32;
-        let start = ((first - base) >> shift) as usize;
-        let end =
-            (((last - base) >> shift) as usize).min(Geometry::<SLOTS>::slots_in_range(shift) - 1);
-        let mut candidates = range_bits(start, end);
-        if let Some(m) = mark {
-            candidates &= node.mark_bits(m);
+/// What [`XArray::find_word`] found.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Found<const SLOTS: usize> {
+    /// The entry's whole block.
+    pub(crate) block: Block,
+    /// The entry's word (never a node).
+    pub(crate) word: usize,
+    /// The node whose slot holds the entry (null for the head); valid while the guard
+    /// the search ran under stays pinned.
+    pub(crate) node: *const Node<SLOTS>,
+    /// The first index `node` covers.
+    pub(crate) base: u64,
+}
+
+/// The search of `find_word` below `node`, whose first index is `base`; requires
+/// `base <= first <= last` and `first` inside the node, and the caller's guard pinned
+/// since it read the node's word.
+pub(crate) fn find_in<const SLOTS: usize>(
+    node: &Node<SLOTS>,
+    base: u64,
+    first: u64,
+    last: u64,
+    mark: Option<usize>,
+) -> Option<Found<SLOTS>> {
+    let shift = node.shift as u32;
+    let start = ((first - base) >> shift) as usize;
+    let end = (((last - base) >> shift) as usize).min(Geometry::<SLOTS>::slots_in_range(shift) - 1);
+    let mut candidates = range_bits(start, end);
+    if let Some(m) = mark {
+        candidates &= node.mark_bits(m);
+    }
+    while candidates != 0 {
+        let offset = candidates.trailing_zeros() as usize;
+        candidates &= candidates - 1;
+        let word = node.load(offset);
+        if word == EMPTY {
+            continue;
         }
-        while candidates != 0 {
-            let offset = candidates.trailing_zeros() as usize;
-            candidates &= candidates - 1;
-            let word = node.load(offset);
-            if word == EMPTY {
-                continue;
+        let slot_first = base + ((offset as u64) << shift);
+        if entry::is_node(word) {
+            // SAFETY: a child loaded with Acquire under the guard our caller holds (see
+            // `XArray::lookup_word`).
+            let child = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
+            child.visit();
+            if let Some(found) = find_in(child, slot_first, first.max(slot_first), last, mark) {
+                return Some(found);
             }
-            let slot_first = base + ((offset as u64) << shift);
-            if entry::is_node(word) {
-                // SAFETY: see `lookup_word`: a child loaded with Acquire under the guard
-                // our caller holds.
-                let child = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
-                child.visit();
-                if let Some(found) =
-                    Self::find_in(child, slot_first, first.max(slot_first), last, mark)
-                {
-                    return Some(found);
-                }
-            } else {
-                return Some((
-                    Block {
-                        first: slot_first,
-                        shift,
-                    },
-                    word,
-                ));
-            }
+        } else {
+            return Some(Found {
+                block: Block {
+                    first: slot_first,
+                    shift,
+                },
+                word,
+                node,
+                base,
+            });
         }
-        None
+    }
+    None
+}
+
+/// The last index a node of `shift` starting at `base` covers.
+pub(crate) fn node_last<const SLOTS: usize>(base: u64, shift: u32) -> u64 {
+    let bits = shift + Geometry::<SLOTS>::BITS;
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        base + ((1u64 << bits) - 1)
     }
 }
 
