@@ -341,8 +341,8 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
     }
 
     /// After slots on the current path were emptied: unlinks and retires the nodes that
-    /// became empty (bottom up), then shortens the tree while the root holds nothing but a
-    /// child in slot 0 (invariant 5).
+    /// became empty (bottom up). The cursor's `Drop` then shortens the tree while the root
+    /// holds nothing but a child in slot 0 (invariant 5).
     pub(crate) fn collapse(&mut self) {
         while let Some(&(node, _)) = self.path.last() {
             // SAFETY: we hold the write lock.
@@ -364,10 +364,15 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
             self.xa.nodes.fetch_sub(1, Ordering::Relaxed);
             node::retire_node::<T, SLOTS>(&self.guard, old);
         }
-        self.shrink();
     }
 
     /// Replaces the root by its slot-0 child while that child is all the root holds.
+    ///
+    /// Needed after slots were emptied ([`Self::collapse`]) and after any write that went
+    /// through [`Self::create`]: splitting a multi-index entry in the root's slot 0, when
+    /// that entry is all the root holds, leaves the new child as the root's only content.
+    /// The cursor's `Drop` runs it, so every write ends with a minimal tree; it must come
+    /// last because it invalidates the remembered path.
     fn shrink(&mut self) {
         loop {
             let head = self.xa.head.load(Ordering::Acquire);
@@ -388,5 +393,13 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
             node::retire_node::<T, SLOTS>(&self.guard, head);
             self.path.clear();
         }
+    }
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for WriteCursor<'_, T, SLOTS> {
+    /// Ends every write with invariant 5 restored, still under the write lock (the lock
+    /// guard is a field, dropped after this runs).
+    fn drop(&mut self) {
+        self.shrink();
     }
 }

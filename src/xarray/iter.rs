@@ -7,7 +7,7 @@ use crossbeam_epoch::Guard;
 
 use super::entry::{self, Entry, EntryRef};
 use super::node::Node;
-use super::span::{Block, Inclusive};
+use super::span::Inclusive;
 use super::tree::{decode_owned, XArray};
 use super::walk;
 
@@ -23,6 +23,9 @@ struct Scan<const SLOTS: usize> {
     remaining: Option<Inclusive>,
     mark: Option<usize>,
     hint: Option<(*const Node<SLOTS>, u64)>,
+    /// Whether an entry was reported already: later entries are clipped to what is
+    /// left of the range (see [`Scan::next`]).
+    resumed: bool,
 }
 
 impl<const SLOTS: usize> Scan<SLOTS> {
@@ -31,12 +34,23 @@ impl<const SLOTS: usize> Scan<SLOTS> {
             remaining: range,
             mark,
             hint: None,
+            resumed: false,
         }
     }
 
-    /// The next entry's block and word, read under `guard`, which must be the guard
+    /// The next entry's span and word, read under `guard`, which must be the guard
     /// every earlier step ran under unless [`Scan::forget_hint`] was called since.
-    fn next<T>(&mut self, xa: &XArray<T, SLOTS>, guard: &Guard) -> Option<(Block, usize)> {
+    ///
+    /// The first entry is reported with its whole block, even if that begins before the
+    /// range (a multi-index entry the range starts inside). A later step searches from
+    /// the index after the last one reported, and an entry stored meanwhile may cover
+    /// indices before that, which were reported already: its span starts at the search
+    /// position instead, so that no index is reported twice and spans stay ascending.
+    fn next<T>(
+        &mut self,
+        xa: &XArray<T, SLOTS>,
+        guard: &Guard,
+    ) -> Option<(RangeInclusive<u64>, usize)> {
         let mut range = self.remaining?;
         let mut found = None;
         if let Some((node, base)) = self.hint.take() {
@@ -75,7 +89,13 @@ impl<const SLOTS: usize> Scan<SLOTS> {
             first: last + 1,
             last: range.last,
         });
-        Some((found.block, found.word))
+        let first = if self.resumed {
+            found.block.first.max(range.first)
+        } else {
+            found.block.first
+        };
+        self.resumed = true;
+        Some((first..=last, found.word))
     }
 
     /// Drops the hint (before the guard is re-pinned).
@@ -124,9 +144,9 @@ impl<T, const SLOTS: usize> Iterator for Iter<'_, T, SLOTS> {
             self.scan.forget_hint();
             self.guard.repin();
         }
-        let (block, word) = self.scan.next(self.xa, &self.guard)?;
+        let (span, word) = self.scan.next(self.xa, &self.guard)?;
         // SAFETY: the word was read under `self.guard`, which is still pinned.
-        Some((block.first..=block.last(), unsafe { decode_owned(word) }))
+        Some((span, unsafe { decode_owned(word) }))
     }
 }
 
@@ -166,9 +186,9 @@ impl<'g, T, const SLOTS: usize> Iterator for RefIter<'g, T, SLOTS> {
     type Item = (RangeInclusive<u64>, EntryRef<'g, T>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (block, word) = self.scan.next(self.xa, self.guard)?;
+        let (span, word) = self.scan.next(self.xa, self.guard)?;
         // SAFETY: the word was read under `self.guard`, which outlives 'g.
-        Some((block.first..=block.last(), unsafe { decode_ref(word) }))
+        Some((span, unsafe { decode_ref(word) }))
     }
 }
 
@@ -193,5 +213,37 @@ pub(crate) unsafe fn decode_ref<'g, T>(word: usize) -> EntryRef<'g, T> {
         entry::Kind::Item => EntryRef::Item(unsafe { &*entry::word_item::<T>(word) }),
         entry::Kind::Value => EntryRef::Value(entry::word_value(word)),
         entry::Kind::Empty | entry::Kind::Node | entry::Kind::Lock => EntryRef::Empty,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::XArray;
+    use std::sync::Arc;
+
+    /// A multi-index entry stored during an iteration over indices both behind and
+    /// ahead of the cursor is reported from the cursor on: no index is reported twice.
+    #[test]
+    fn entry_stored_behind_the_cursor_is_not_reported_twice() {
+        let xa: XArray<u32, 4> = XArray::with_slots();
+        xa.store(0, Arc::new(0)).unwrap();
+        xa.store(20, Arc::new(20)).unwrap();
+        let guard = xa.read();
+        let mut owned = xa.iter(..);
+        let mut borrowed = guard.iter(..);
+        assert_eq!(owned.next().map(|(span, _)| span), Some(0..=0));
+        assert_eq!(borrowed.next().map(|(span, _)| span), Some(0..=0));
+
+        xa.store_range(0..16, 7).unwrap(); // one block: 0..=15
+
+        let (span, entry) = owned.next().unwrap();
+        assert!(*span.start() > 0 && *span.end() == 15, "{span:?}");
+        assert_eq!(entry.value(), Some(7));
+        let (span, entry) = borrowed.next().unwrap();
+        assert!(*span.start() > 0 && *span.end() == 15, "{span:?}");
+        assert_eq!(entry.value(), Some(7));
+        assert_eq!(owned.next().map(|(span, _)| span), Some(20..=20));
+        assert_eq!(borrowed.next().map(|(span, _)| span), Some(20..=20));
+        assert!(owned.next().is_none() && borrowed.next().is_none());
     }
 }

@@ -49,17 +49,23 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         // after our guard unpins (module docs).
         let mut node = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
         node.visit();
-        if index > Geometry::<SLOTS>::max_index(node.shift as u32) {
+        // Only the root's header is read: a child's shift is its parent's minus BITS
+        // (cursor invariant 2), which saves a dependent load of the header cache line
+        // on every level below.
+        let mut shift = node.shift as u32;
+        if index > Geometry::<SLOTS>::max_index(shift) {
             return EMPTY;
         }
         loop {
-            word = node.load(Geometry::<SLOTS>::offset(index, node.shift as u32));
+            word = node.load(Geometry::<SLOTS>::offset(index, shift));
             if !entry::is_node(word) {
                 return word;
             }
             // SAFETY: as above, a child node word loaded with Acquire under our guard.
             node = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
             node.visit();
+            shift -= Geometry::<SLOTS>::BITS;
+            debug_assert_eq!(node.shift as u32, shift);
         }
     }
 
