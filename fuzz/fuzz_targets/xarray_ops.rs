@@ -1,0 +1,16 @@
+//! Random operation sequences on `XArray<u64, 4>` and `XArray<u64, 64>` against the
+//! interval-map model of `tests/support/xarray_ops.rs`; any divergence panics.
+//!
+//! `cargo +nightly fuzz run xarray_ops` (in the repository root). The corpus and the
+//! minimised crashes in `fuzz/regressions/xarray_ops/` replay on stable through
+//! `tests/fuzz_replay.rs`, which decodes them the same way.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../../tests/support/xarray_ops.rs"]
+mod xarray_ops;
+
+fuzz_target!(|ops: Vec<xarray_ops::Op>| {
+    xarray_ops::run(&ops);
+});
