@@ -36,6 +36,8 @@ mod cursor;
 pub(crate) mod entry;
 mod error;
 mod iter;
+#[cfg(loom)]
+mod loom_hooks;
 pub(crate) mod node;
 mod read_guard;
 pub(crate) mod span;
