@@ -15,10 +15,15 @@
 #   drops on trees with their own `Collector` (tests/stress.rs, tests/memory.rs).
 # - The tests shrink their sizes under `cfg!(miri)`; Miri also makes crossbeam-epoch use
 #   4-object bags, so deferred frees really run inside the tests.
-# Not run here:
+# Not run by default (pass them explicitly, e.g. `ci/miri.sh --test edges`):
 # - tests/loom.rs: compiled only under `--cfg loom` (empty otherwise);
+# - tests/edges.rs and tests/conformance.rs: too slow under Miri as they stand (edges:
+#   32 of 86 tests in 37 min, stuck in `height_follows_contents`; conformance: 24 of 64
+#   in 25 min, stuck in `iteration_reports_multi_index_entries_once::slots_64`); add
+#   them back to the default once their sizes shrink under `cfg!(miri)`;
 # - benches and doctests: no unsafe paths that the tests do not already cover.
-# Extra arguments are passed to `cargo miri test` (for example `--lib` or a test name).
+# The default set (lib, smoke, stress, memory, model, fuzz_replay) takes about 5 min.
+# Extra arguments are passed to `cargo miri test` instead of the default set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
@@ -31,11 +36,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/miri}"
 if [ "$#" -gt 0 ]; then
   exec cargo +nightly miri test "$@"
 fi
-# Every integration test file except the loom models.
+# Every integration test file except the loom models and the slow ones named above.
+skip=" loom edges conformance "
 tests=()
 for f in tests/*.rs; do
   name=$(basename "$f" .rs)
-  [ "$name" = loom ] && continue
+  case "$skip" in *" $name "*) continue ;; esac
   tests+=(--test "$name")
 done
 cargo +nightly miri test --lib "${tests[@]}"

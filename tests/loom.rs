@@ -103,7 +103,7 @@ impl Drop for Page {
 /// participant collects on its first pin), so every read adds a list insertion, a
 /// collection and an unregistration to explore. Every model therefore uses
 /// [`Epoch::Global`], the production default; the own-collector variant of (a) is
-/// `#[ignore]`d.
+/// `#[ignore]`d for quick local runs, and `ci/loom.sh` runs it (`--include-ignored`).
 enum Epoch {
     /// crossbeam-epoch's global collector (`XArray::with_slots`).
     Global,
@@ -296,9 +296,10 @@ fn reader_vs_erase_and_node_free() {
 /// Model (a) must see the page, see it erased, and free it while the reader is away.
 const READER_VS_ERASE_OUTCOMES: &[&str] = &["5: page", "5: empty", "freed before join"];
 
-/// (a) again on a tree with its own `Collector` (`XArray::with_collector`). Ignored by
-/// default (about 40x the interleavings of the global collector: such a tree registers
-/// a fresh epoch participant on every pin); run it with `-- --ignored`.
+/// (a) again on a tree with its own `Collector` (`XArray::with_collector`). Ignored in a
+/// plain `cargo test --test loom` (about 40x the interleavings of the global collector:
+/// such a tree registers a fresh epoch participant on every pin); `ci/loom.sh` runs it
+/// with `--include-ignored`.
 #[test]
 #[ignore = "slow: ~30 s at LOOM_MAX_PREEMPTIONS=2"]
 fn reader_vs_erase_and_node_free_own_collector() {
