@@ -61,7 +61,14 @@ impl<const SLOTS: usize> Scan<SLOTS> {
             let node = unsafe { &*node };
             let last = walk::node_last::<SLOTS>(base, node.shift as u32);
             if range.first <= last {
-                found = walk::find_in(node, base, range.first, range.last.min(last), self.mark);
+                found = walk::find_in(
+                    guard,
+                    node,
+                    base,
+                    range.first,
+                    range.last.min(last),
+                    self.mark,
+                );
                 if found.is_none() {
                     if last >= range.last {
                         self.remaining = None;

@@ -36,19 +36,31 @@ use super::span::Block;
 use super::tree::XArray;
 use crate::sync::atomic::Ordering;
 
+/// The node a node word points to, borrowed for as long as `guard` stays pinned.
+///
+/// The one place readers turn a node word into a reference: `word` must have been loaded
+/// with `Acquire` from this tree (the head or a reachable node) under `guard`.
+#[inline(always)]
+pub(crate) fn node_at<const SLOTS: usize>(word: usize, _guard: &Guard) -> &Node<SLOTS> {
+    debug_assert!(entry::is_node(word));
+    // SAFETY: the word was loaded with Acquire under `guard`, a pinned guard of this
+    // tree's collector: the node was fully initialised before the Release store that
+    // published it, and it is retired (freed only after every guard pinned at its
+    // unlinking has unpinned), so it stays allocated for as long as the guard is borrowed.
+    let node = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
+    node.visit();
+    node
+}
+
 impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     /// The word covering `index` (a non-node word; `EMPTY` if nothing covers it).
     #[inline]
-    pub(crate) fn lookup_word(&self, _guard: &Guard, index: u64) -> usize {
+    pub(crate) fn lookup_word(&self, guard: &Guard, index: u64) -> usize {
         let mut word = self.head.load(Ordering::Acquire);
         if !entry::is_node(word) {
             return word;
         }
-        // SAFETY: a node word loaded with Acquire under a pinned guard of this tree's
-        // collector: the node was initialised before it was published and is freed only
-        // after our guard unpins (module docs).
-        let mut node = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
-        node.visit();
+        let mut node = node_at::<SLOTS>(word, guard);
         // Only the root's header is read: a child's shift is its parent's minus BITS
         // (cursor invariant 2), which saves a dependent load of the header cache line
         // on every level below.
@@ -61,16 +73,14 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
             if !entry::is_node(word) {
                 return word;
             }
-            // SAFETY: as above, a child node word loaded with Acquire under our guard.
-            node = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
-            node.visit();
+            node = node_at(word, guard);
             shift -= Geometry::<SLOTS>::BITS;
             debug_assert_eq!(node.shift as u32, shift);
         }
     }
 
     /// Whether the entry covering `index` carries mark `m`.
-    pub(crate) fn lookup_mark(&self, _guard: &Guard, index: u64, m: usize) -> bool {
+    pub(crate) fn lookup_mark(&self, guard: &Guard, index: u64, m: usize) -> bool {
         if self.root_marks.load(Ordering::Acquire) & (1 << m) == 0 {
             return false;
         }
@@ -78,9 +88,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         if !entry::is_node(word) {
             return word != EMPTY;
         }
-        // SAFETY: see `lookup_word`.
-        let mut node = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
-        node.visit();
+        let mut node = node_at::<SLOTS>(word, guard);
         if index > Geometry::<SLOTS>::max_index(node.shift as u32) {
             return false;
         }
@@ -93,9 +101,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
             if !entry::is_node(word) {
                 return word != EMPTY;
             }
-            // SAFETY: see `lookup_word`.
-            node = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
-            node.visit();
+            node = node_at(word, guard);
         }
     }
 
@@ -103,7 +109,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     /// `[first, last]`: its whole block, its word, and the node it was found in.
     pub(crate) fn find_word(
         &self,
-        _guard: &Guard,
+        guard: &Guard,
         first: u64,
         last: u64,
         mark: Option<usize>,
@@ -128,13 +134,11 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
                 base: 0,
             });
         }
-        // SAFETY: see `lookup_word`.
-        let root = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
-        root.visit();
+        let root = node_at::<SLOTS>(word, guard);
         if first > Geometry::<SLOTS>::max_index(root.shift as u32) {
             return None;
         }
-        find_in(root, 0, first, last, mark)
+        find_in(guard, root, 0, first, last, mark)
     }
 }
 
@@ -153,9 +157,10 @@ pub(crate) struct Found<const SLOTS: usize> {
 }
 
 /// The search of `find_word` below `node`, whose first index is `base`; requires
-/// `base <= first <= last` and `first` inside the node, and the caller's guard pinned
-/// since it read the node's word.
+/// `base <= first <= last` and `first` inside the node, and `guard` pinned since the
+/// node's word was read.
 pub(crate) fn find_in<const SLOTS: usize>(
+    guard: &Guard,
     node: &Node<SLOTS>,
     base: u64,
     first: u64,
@@ -178,11 +183,10 @@ pub(crate) fn find_in<const SLOTS: usize>(
         }
         let slot_first = base + ((offset as u64) << shift);
         if entry::is_node(word) {
-            // SAFETY: a child loaded with Acquire under the guard our caller holds (see
-            // `XArray::lookup_word`).
-            let child = unsafe { &*entry::word_node::<Node<SLOTS>>(word) };
-            child.visit();
-            if let Some(found) = find_in(child, slot_first, first.max(slot_first), last, mark) {
+            let child = node_at::<SLOTS>(word, guard);
+            if let Some(found) =
+                find_in(guard, child, slot_first, first.max(slot_first), last, mark)
+            {
                 return Some(found);
             }
         } else {
