@@ -230,7 +230,7 @@ impl Maps {
             Contender::XaLoad | Contender::XaGuard => {
                 for &i in batch {
                     if erase {
-                        black_box(self.xa.erase(i));
+                        black_box(self.xa.erase(i).unwrap());
                     }
                     black_box(self.xa.store(i, Arc::clone(item)).is_ok());
                 }

@@ -136,7 +136,7 @@ fn main() {
     }
 
     println!("\n== erasing ==");
-    println!("erase(1)          -> {:?}", pages.erase(1));
+    println!("erase(1)          -> {:?}", pages.erase(1).unwrap());
     println!(
         "get_mark(1, M0)   -> {} (erase clears marks)",
         pages.get_mark(1, Mark::M0)
@@ -162,6 +162,7 @@ fn describe(entry: &Entry<String>) -> String {
         Entry::Empty => "empty".to_string(),
         Entry::Item(item) => format!("item {item:?}"),
         Entry::Value(value) => format!("value {value}"),
+        Entry::Locked { mode, holders } => format!("locked {mode:?} x{holders}"),
     }
 }
 

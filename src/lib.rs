@@ -27,7 +27,7 @@
 //! xa.store_range(0..1 << 40, 7).unwrap();
 //! let spans: Vec<_> = xa.iter(..).map(|(span, _)| span).collect();
 //! assert_eq!(spans.len(), 17); // 16 blocks of 2^36 indices, then the item at u64::MAX
-//! assert_eq!(xa.erase(u64::MAX).item().map(|s| **s), Some("last"));
+//! assert_eq!(xa.erase(u64::MAX).unwrap().item().map(|s| **s), Some("last"));
 //! ```
 //!
 //! ## Layers
@@ -51,9 +51,14 @@
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("rangelock needs 64-bit pointers: a slot word carries 63-bit values");
 
+pub mod lock;
 pub(crate) mod sync;
 pub mod xarray;
 
+pub use lock::{
+    DetachedGuard, Evicted, FillError, LockError, LockMode, PublishError, RangeGuard, RangeLock,
+    RangeLockGuard, WaitTable,
+};
 pub use xarray::{
     CompareExchangeError, Entry, EntryRef, Iter, Mark, ReadGuard, RefIter, StoreError, XArray,
     XaError, MAX_VALUE,

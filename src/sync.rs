@@ -19,12 +19,14 @@ pub(crate) use std::sync::Arc as ItemArc;
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::sync::atomic;
-    pub(crate) use loom::sync::{Mutex, MutexGuard};
+    pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+    pub(crate) use loom::thread_local;
 }
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use std::sync::{Mutex, MutexGuard};
+    pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
+    pub(crate) use std::thread_local;
 
     pub(crate) mod atomic {
         pub(crate) use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -55,6 +57,34 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+pub(crate) use crossbeam_utils::CachePadded;
+
+/// Waits on `condvar` (until `deadline`, if any), ignoring poisoning like [`lock`].
+/// Returns the guard and whether the deadline has passed.
+pub(crate) fn wait_until<'a, T>(
+    condvar: &Condvar,
+    guard: MutexGuard<'a, T>,
+    deadline: Option<std::time::Instant>,
+) -> (MutexGuard<'a, T>, bool) {
+    match deadline {
+        None => (
+            condvar.wait(guard).unwrap_or_else(|p| p.into_inner()),
+            false,
+        ),
+        Some(deadline) => {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return (guard, true);
+            }
+            let (guard, _) = condvar
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|p| p.into_inner());
+            // Loom's condvar never times out; the deadline check makes std's do so.
+            (guard, !cfg!(loom) && std::time::Instant::now() >= deadline)
+        }
+    }
+}
 
 /// Locks `mutex`, ignoring poisoning.
 ///

@@ -100,7 +100,7 @@ fn load_progressive_store_then_erase<const S: usize>() {
     }
     assert_eq!(xa.len(), n as usize);
     for i in 0..n {
-        assert_eq!(common::seen(&xa.erase(i)), Seen::Item(i));
+        assert_eq!(common::seen(&xa.erase(i).unwrap()), Seen::Item(i));
         check(&xa);
         for j in 0..n {
             assert_eq!(xa.load(j).is_some(), j > i, "{j} after erasing 0..={i}");
@@ -130,7 +130,7 @@ fn insert_at_powers_of_two_and_below<const S: usize>() {
             assert_eq!(at(&xa, n), Seen::Empty, "neighbour {n} of {index}");
         }
         assert_eq!(xa.iter(..).count(), 1);
-        assert_eq!(common::seen(&xa.erase(index)), Seen::Item(index));
+        assert_eq!(common::seen(&xa.erase(index).unwrap()), Seen::Item(index));
         check(&xa);
         assert!(xa.is_empty());
         assert_eq!(xa.node_count(), 0);
@@ -234,8 +234,8 @@ fn compare_exchange_results<const S: usize>() {
     check(&xa);
     assert_eq!(common::seen(&old), Seen::Item(6));
     assert_eq!(xa.len(), 1);
-    xa.erase(9);
-    xa.erase(LOTS);
+    xa.erase(9).unwrap();
+    xa.erase(LOTS).unwrap();
     check(&xa);
     assert!(xa.is_empty());
     assert_eq!(xa.node_count(), 0);
@@ -331,7 +331,7 @@ fn marks_behave_at_every_position<const S: usize>() {
         assert!(!xa.get_mark(index, Mark::M0));
         assert!(xa.get_mark(index, Mark::M1), "marks are independent");
 
-        xa.erase(index);
+        xa.erase(index).unwrap();
         check(&xa);
         for mark in Mark::ALL {
             assert!(!xa.get_mark(index, mark), "erase left {mark:?}");
@@ -416,7 +416,7 @@ fn range_store_marks_are_the_union_per_block<const S: usize>() {
     xa.store_range(big..2 * big, 1).unwrap();
     assert!(!xa.get_mark(big, Mark::M2));
     // Erasing one index of the marked entry keeps the others' marks.
-    xa.erase(5);
+    xa.erase(5).unwrap();
     check(&xa);
     assert!(!xa.get_mark(5, Mark::M2));
     assert!(xa.get_mark(4, Mark::M2) && xa.get_mark(6, Mark::M2));
@@ -442,7 +442,7 @@ fn range_store_marks_are_the_union_per_block<const S: usize>() {
     }
     let marked: Vec<_> = xa.iter_marked(5.., Mark::M1).map(|(s, _)| s).collect();
     assert_eq!(marked, vec![0..=u64::MAX]);
-    xa.erase(1 << 40);
+    xa.erase(1 << 40).unwrap();
     check(&xa);
     assert!(!xa.get_mark(1 << 40, Mark::M0));
     assert!(xa.get_mark((1 << 40) - 1, Mark::M0) && xa.get_mark((1 << 40) + 1, Mark::M1));
@@ -529,11 +529,11 @@ fn erase_shrinks_the_tree<const S: usize>() {
     xa.store(0, item(0)).unwrap();
     xa.store(1, item(1)).unwrap();
     assert_eq!(xa.node_count(), 1);
-    xa.erase(1);
+    xa.erase(1).unwrap();
     check(&xa);
     assert_eq!(xa.node_count(), 1);
     assert_eq!(xa.load(0).as_deref(), Some(&0));
-    xa.erase(0);
+    xa.erase(0).unwrap();
     assert_eq!(xa.node_count(), 0);
 
     for order in 0..=14 {
@@ -545,7 +545,7 @@ fn erase_shrinks_the_tree<const S: usize>() {
         xa.store(u64::MAX, item(9)).unwrap();
         check(&xa);
         assert!(xa.node_count() > nodes);
-        xa.erase(u64::MAX);
+        xa.erase(u64::MAX).unwrap();
         check(&xa);
         assert_eq!(xa.node_count(), nodes, "order {order}: shape restored");
         assert_eq!(spans(&xa, ..), before);
@@ -931,8 +931,8 @@ fn find_from_every_start<const S: usize>() {
                     .map(|(s, _)| *s.start());
                 assert_eq!(first_marked, (marked >= k).then_some(marked), "k = {k}");
             }
-            xa.erase(i);
-            xa.erase(j);
+            xa.erase(i).unwrap();
+            xa.erase(j).unwrap();
             check(&xa);
             assert!(!xa.any_marked(Mark::M0), "erase cleared the mark");
             assert!(xa.is_empty() && xa.node_count() == 0);
@@ -1004,7 +1004,7 @@ fn no_wrap_at_u64_max<const S: usize>() {
         let mut borrowed = guard.iter(start..);
         assert!(borrowed.next().is_some() && borrowed.next().is_none());
     }
-    xa.erase(u64::MAX);
+    xa.erase(u64::MAX).unwrap();
     check(&xa);
     assert!(xa.find(u64::MAX).is_none());
     assert!(xa.find(1).is_none());

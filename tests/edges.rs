@@ -118,7 +118,7 @@ fn single_item_at_each_edge<const S: usize>() {
         check(&xa);
         assert_eq!(xa.len(), 1);
 
-        let erased = xa.erase(index);
+        let erased = xa.erase(index).unwrap();
         check(&xa);
         assert_eq!(common::seen(&erased), Seen::Item(index ^ 1));
         assert!(xa.is_empty());
@@ -127,7 +127,7 @@ fn single_item_at_each_edge<const S: usize>() {
         assert!(xa.load(index).is_none());
         assert!(xa.find(0).is_none());
         // Erasing again, or erasing where nothing ever was, changes nothing.
-        assert!(xa.erase(index).is_empty());
+        assert!(xa.erase(index).unwrap().is_empty());
         check(&xa);
         assert_eq!(xa.node_count(), 0);
     }
@@ -153,7 +153,7 @@ fn single_value_at_each_edge<const S: usize>() {
                 (span, common::seen(&entry)),
                 (index..=index, Seen::Value(value))
             );
-            assert_eq!(common::seen(&xa.erase(index)), Seen::Value(value));
+            assert_eq!(common::seen(&xa.erase(index).unwrap()), Seen::Value(value));
             check(&xa);
             assert!(xa.is_empty());
             assert_eq!(xa.node_count(), 0);
@@ -216,7 +216,7 @@ fn erase_in_every_order_shrinks<const S: usize>() {
         }
         let mut present = EDGES.to_vec();
         for index in order {
-            assert_eq!(common::seen(&xa.erase(index)), Seen::Item(index));
+            assert_eq!(common::seen(&xa.erase(index).unwrap()), Seen::Item(index));
             check(&xa);
             present.retain(|&i| i != index);
             assert_eq!(xa.len(), present.len());
@@ -284,7 +284,7 @@ fn marks_at_each_edge<const S: usize>() {
         xa.clear_mark(index, Mark::M1); // clearing a clear mark is a no-op
         check(&xa);
 
-        xa.erase(index);
+        xa.erase(index).unwrap();
         check(&xa);
         for mark in Mark::ALL {
             assert!(!xa.get_mark(index, mark));
@@ -406,7 +406,7 @@ fn whole_space_entry_splits_at_edges<const S: usize>() {
             assert!(!xa.get_mark(n, Mark::M2));
             assert_eq!(at(&xa, n), Seen::Value(5));
         }
-        assert_eq!(common::seen(&xa.erase(index)), Seen::Value(5));
+        assert_eq!(common::seen(&xa.erase(index).unwrap()), Seen::Value(5));
         check(&xa);
         assert_eq!(at(&xa, index), Seen::Empty);
         assert!(!xa.any_marked(Mark::M2));
@@ -671,23 +671,23 @@ fn height_follows_contents<const S: usize>() {
     );
     assert_eq!(xa.memory_usage(), xa.node_count() * node_bytes);
 
-    xa.erase(u64::MAX);
+    xa.erase(u64::MAX).unwrap();
     check(&xa);
     assert_eq!(xa.node_count(), 1, "the tree shrinks back to one leaf");
     assert_eq!(xa.load(0).as_deref(), Some(&0));
 
     xa.store(u64::MAX, Arc::new(1)).unwrap();
-    xa.erase(0);
+    xa.erase(0).unwrap();
     check(&xa);
     assert_eq!(xa.node_count(), top, "only the path to u64::MAX remains");
-    xa.erase(u64::MAX);
+    xa.erase(u64::MAX).unwrap();
     check(&xa);
     assert_eq!(xa.node_count(), 0);
     assert_eq!(xa.memory_usage(), 0);
     if S == 64 {
         xa.store(u64::MAX, Arc::new(1)).unwrap();
         assert_eq!(xa.node_count(), 11, "u64::MAX needs 11 levels of 64 slots");
-        xa.erase(u64::MAX);
+        xa.erase(u64::MAX).unwrap();
         check(&xa);
     }
 
@@ -701,7 +701,7 @@ fn height_follows_contents<const S: usize>() {
         assert_eq!(xa.node_count(), expected_nodes::<S>(&present));
     }
     while let Some(index) = present.pop() {
-        xa.erase(index);
+        xa.erase(index).unwrap();
         check(&xa);
         assert_eq!(
             xa.node_count(),
@@ -774,6 +774,7 @@ fn read_guard_at_edges<const S: usize>() {
                 assert!(guard.get(index).is_none() && guard.load(index).is_none());
             }
             EntryRef::Empty => panic!("{index} is empty"),
+            EntryRef::Locked { .. } => panic!("{index} is locked"),
         }
         assert_eq!(guard.get_mark(index, Mark::M2), n % 3 == 0);
         for n in neighbours(index) {
@@ -793,7 +794,7 @@ fn read_guard_at_edges<const S: usize>() {
     assert_eq!(tail, vec![u64::MAX]);
     // An item erased while the guard lives stays borrowable through it.
     let borrowed = guard.get(0).unwrap();
-    xa.erase(0);
+    xa.erase(0).unwrap();
     assert_eq!(*borrowed, 0);
     drop(guard);
     check(&xa);
@@ -861,7 +862,7 @@ fn long_iteration_on_an_owned_collector<const S: usize>() {
     for (span, entry) in xa.iter(..) {
         assert_eq!(span, index(seen)..=index(seen));
         assert_eq!(entry.item().map(|item| **item), Some(seen));
-        xa.erase(*span.start());
+        xa.erase(*span.start()).unwrap();
         seen += 1;
     }
     check(&xa);

@@ -273,7 +273,7 @@ fn reader_vs_erase(epoch: Epoch, outcomes: &Outcomes) {
         })
     };
 
-    let old = xa.erase(5);
+    let old = xa.erase(5).unwrap();
     assert_eq!(old.item().map(|p| p.index), Some(5));
     drop(old);
     epoch.flush_all();
@@ -367,7 +367,7 @@ fn reader_vs_root_shrink() {
             })
         };
 
-        drop(xa.erase(9));
+        drop(xa.erase(9).unwrap());
         epoch.flush_all();
         saw_freed_before_join(outcomes, &drops, 1);
         outcomes.saw(reader.join().unwrap());
@@ -394,13 +394,13 @@ fn two_writers_on_one_leaf() {
         let writer_a = {
             let (xa, drops) = (xa.clone(), drops.clone());
             loom::thread::spawn(move || {
-                assert_eq!(xa.erase(0).item().map(|p| p.index), Some(0));
+                assert_eq!(xa.erase(0).unwrap().item().map(|p| p.index), Some(0));
                 assert!(xa.store(3, Page::new(3, &drops)).unwrap().is_empty());
             })
         };
 
         assert!(xa.store(1, Page::new(1, &drops)).unwrap().is_empty());
-        assert_eq!(xa.erase(1).item().map(|p| p.index), Some(1));
+        assert_eq!(xa.erase(1).unwrap().item().map(|p| p.index), Some(1));
         writer_a.join().unwrap();
 
         xa.check_invariants().unwrap();
@@ -508,7 +508,7 @@ fn unpinned_reader_is_caught() {
                 })
             };
 
-            drop(xa.erase(5));
+            drop(xa.erase(5).unwrap());
             epoch.flush_all();
             reader.join().unwrap();
         });

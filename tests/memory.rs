@@ -107,7 +107,7 @@ fn fill_erase_drop(n: u64) -> (isize, isize, isize) {
     assert_eq!(xa.len(), n as usize + 1);
     let peak = live() - start;
     for i in 0..=n {
-        assert!(xa.erase(i).item().is_some());
+        assert!(xa.erase(i).unwrap().item().is_some());
         if i % 10_000 == 0 {
             check(&xa);
         }

@@ -16,7 +16,7 @@ fn smoke() {
         vec![0, 63, 64, 4095, 4096, 1 << 32, u64::MAX - 1, u64::MAX]
     );
     for i in [0u64, 63, 64, 4095, 4096, 1 << 32, u64::MAX - 1, u64::MAX] {
-        assert_eq!(*xa.erase(i).item().unwrap().as_ref(), i);
+        assert_eq!(*xa.erase(i).unwrap().item().unwrap().as_ref(), i);
         xa.check_invariants().unwrap();
     }
     assert!(xa.is_empty());

@@ -126,6 +126,7 @@ fn check_entry(entry: &Entry<Page>, index: u64) {
         Entry::Empty => {}
         Entry::Item(page) => page.check(index),
         Entry::Value(value) => check_value(*value, index, index),
+        Entry::Locked { .. } => panic!("nothing locks in this test"),
     }
 }
 
@@ -219,7 +220,7 @@ fn writer<const SLOTS: usize>(shared: &Shared<SLOTS>, seed: u64, budget: Budget)
             }
             30..=49 => {
                 let index = rng.index();
-                check_entry(&xa.erase(index), index);
+                check_entry(&xa.erase(index).unwrap(), index);
             }
             50..=59 => {
                 let (first, last) = rng.range();
@@ -286,6 +287,7 @@ fn reader<const SLOTS: usize>(shared: &Shared<SLOTS>, seed: u64, budget: Budget)
                         held.push((index, page));
                     }
                     EntryRef::Value(value) => check_value(value, index, index),
+                    EntryRef::Locked { .. } => panic!("nothing locks in this test"),
                 }
                 if rng.below(4) == 0 {
                     let _ = guard.get_mark(index, Mark::M0);
@@ -313,6 +315,7 @@ fn reader<const SLOTS: usize>(shared: &Shared<SLOTS>, seed: u64, budget: Budget)
                         held.push((start, page));
                     }
                     EntryRef::Value(value) => check_value(value, start, end),
+                    EntryRef::Locked { .. } => panic!("nothing locks in this test"),
                 }
                 previous_end = Some(end);
             }
@@ -333,6 +336,7 @@ fn reader<const SLOTS: usize>(shared: &Shared<SLOTS>, seed: u64, budget: Budget)
                 Entry::Item(page) => page.check(*span.start()),
                 Entry::Value(value) => check_value(*value, *span.start(), *span.end()),
                 Entry::Empty => panic!("iteration reported an empty span"),
+                Entry::Locked { .. } => panic!("nothing locks in this test"),
             }
         }
         if let Some((span, entry)) = xa.find(first) {
@@ -416,6 +420,7 @@ fn run<const SLOTS: usize>(xa: XArray<Page, SLOTS>, census: Arc<Census>, what: &
             }
             Entry::Value(value) => check_value(*value, *span.start(), *span.end()),
             Entry::Empty => panic!("iteration reported an empty span"),
+            Entry::Locked { .. } => panic!("nothing locks in this test"),
         }
     }
     assert_eq!(items, xa.len(), "{what}: len() disagrees with iteration");

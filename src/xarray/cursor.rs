@@ -19,11 +19,23 @@
 //!    slot 0 (the tree is as short as its contents allow).
 //! 6. `count` of every node equals its non-empty slots; `items` and `nodes` of the tree
 //!    equal the items and nodes reachable from the head.
+//!
+//! # The one word changed outside the lock
+//!
+//! The range-lock layer's fast path (`src/lock/`) locks the whole index space of an empty
+//! tree with one compare-exchange of the head, `EMPTY -> lock(1 holder)`, and unlocks it
+//! with one compare-exchange back, both without this lock. So while the head is empty or
+//! holds a lock entry with one holder and no waiters, it may change under a writer's feet.
+//! Writers therefore change a non-node head only by compare-exchange against the word they
+//! based their decision on ([`WriteCursor::swap`], `root_covering`), and re-read a slot
+//! after [`WriteCursor::create`] before deciding what to write there. A head that holds a
+//! node, a value, or any other lock state is stable under the lock.
 
 use crossbeam_epoch::Guard;
 use smallvec::SmallVec;
 
 use super::entry::{self, Kind, EMPTY, MARK_COUNT};
+use super::lock_word::LockState;
 use super::node::{self, Geometry, Node};
 use super::span::Block;
 use super::tree::XArray;
@@ -60,6 +72,9 @@ pub(crate) struct WriteCursor<'a, T: Send + Sync + 'static, const SLOTS: usize> 
     pub(crate) guard: Guard,
     /// (node, offset in node) from the root down to the current slot's node.
     path: SmallVec<[(*const Node<SLOTS>, usize); 12]>,
+    /// Base indices of lock entries with the waiters flag that [`Self::create`] split:
+    /// the lock layer wakes their waiters (they were queued under the old entry's base).
+    pub(crate) split_waiting: SmallVec<[u64; 2]>,
 }
 
 impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS> {
@@ -74,6 +89,20 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
             _lock: lock,
             guard,
             path: SmallVec::new(),
+            split_waiting: SmallVec::new(),
+        }
+    }
+
+    /// The tree this cursor writes.
+    pub(crate) fn tree(&self) -> &'a XArray<T, SLOTS> {
+        self.xa
+    }
+
+    /// The word in `slot` now.
+    pub(crate) fn word(&self, slot: Slot<SLOTS>) -> usize {
+        match slot {
+            Slot::Head => self.xa.head.load(Ordering::Acquire),
+            Slot::In(node, offset) => Self::node(node).load(offset),
         }
     }
 
@@ -158,6 +187,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
                 Kind::Node => entry::word_node(word),
                 Kind::Empty | Kind::Value | Kind::Lock => {
                     debug_assert!(shift > 0);
+                    self.note_split(word, Geometry::<SLOTS>::slot_base(block.first, shift));
                     let child = Node::<SLOTS>::filled(
                         shift - Geometry::<SLOTS>::BITS,
                         word,
@@ -190,21 +220,32 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
     /// Returns a root node whose subtree can hold `block`, creating, growing or splitting
     /// the head as needed. `block.shift < 64`.
     fn root_covering(&mut self, block: Block) -> *const Node<SLOTS> {
-        let head = self.xa.head.load(Ordering::Acquire);
+        loop {
+            let head = self.xa.head.load(Ordering::Acquire);
+            if let Some(root) = self.try_root_covering(block, head) {
+                return root;
+            }
+            // The lock fast path changed an empty or singly-locked head: decide again.
+        }
+    }
+
+    /// One attempt of [`Self::root_covering`] based on the head word `head`; `None` if a
+    /// non-node head changed before it could be replaced.
+    fn try_root_covering(&mut self, block: Block, head: usize) -> Option<*const Node<SLOTS>> {
         match entry::kind(head) {
             Kind::Empty => {
                 let mut shift = block.shift;
                 while Geometry::<SLOTS>::max_index(shift) < block.first {
                     shift += Geometry::<SLOTS>::BITS;
                 }
-                self.publish_head(Node::filled(shift, EMPTY, 0))
+                self.publish_head(head, Node::filled(shift, EMPTY, 0))
             }
             Kind::Node => {
                 let mut root = entry::word_node::<Node<SLOTS>>(head);
                 loop {
                     let shift = Self::node(root).shift as u32;
                     if shift >= block.shift && Geometry::<SLOTS>::max_index(shift) >= block.first {
-                        return root;
+                        return Some(root);
                     }
                     let marks = self.xa.root_marks.load(Ordering::Relaxed);
                     let top = Node::<SLOTS>::filled(shift + Geometry::<SLOTS>::BITS, EMPTY, 0);
@@ -215,29 +256,83 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
                             top.set_slot_mark(m, 0, true);
                         }
                     }
-                    root = self.publish_head(top);
+                    let old = entry::node_word(root);
+                    root = self
+                        .publish_head(old, top)
+                        .expect("a head holding a node changes only under the write lock");
                 }
             }
             Kind::Value | Kind::Lock => {
                 let marks = self.xa.root_marks.load(Ordering::Relaxed);
-                self.publish_head(Node::filled(Geometry::<SLOTS>::TOP_SHIFT, head, marks))
+                let root = Node::filled(Geometry::<SLOTS>::TOP_SHIFT, head, marks);
+                let root = self.publish_head(head, root)?;
+                self.note_split(head, 0);
+                Some(root)
             }
             Kind::Item => unreachable!("items live only in leaves"),
         }
     }
 
-    /// Publishes `root` as the head (whose old word it already contains).
-    fn publish_head(&mut self, root: Box<Node<SLOTS>>) -> *const Node<SLOTS> {
+    /// Publishes `root` as the head if the head is still `old` (which `root` already
+    /// contains); otherwise frees `root` unpublished and returns `None`.
+    fn publish_head(&mut self, old: usize, root: Box<Node<SLOTS>>) -> Option<*const Node<SLOTS>> {
         let root = Box::into_raw(root) as *const Node<SLOTS>;
-        self.xa
-            .head
-            .store(entry::node_word(root), Ordering::Release);
+        let new = entry::node_word(root);
+        if let Err(now) =
+            self.xa
+                .head
+                .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+        {
+            debug_assert!(!entry::is_node(now));
+            // SAFETY: `root` came from `Box::into_raw` above and was never published.
+            // The old head word it was filled with is not a node (only non-node heads can
+            // change under the lock), so it owns no children: freeing the box alone is
+            // right.
+            unsafe { node::free_node::<SLOTS>(root) };
+            return None;
+        }
         self.xa.nodes.fetch_add(1, Ordering::Relaxed);
-        root
+        Some(root)
+    }
+
+    /// Records that a lock entry with waiters, based at `base`, is being split.
+    fn note_split(&mut self, word: usize, base: u64) {
+        if entry::kind(word) == Kind::Lock && LockState::of(word).waiters {
+            self.split_waiting.push(base);
+        }
+    }
+
+    /// Replaces the word in `slot` with `new` if it is `expected`; returns the old word,
+    /// or the word found. Only a non-node head can differ from what the caller read under
+    /// the lock (see the module docs); other slots are checked in debug builds only.
+    pub(crate) fn swap(
+        &mut self,
+        slot: Slot<SLOTS>,
+        expected: usize,
+        new: usize,
+    ) -> Result<usize, usize> {
+        debug_assert!(!entry::is_node(new));
+        match slot {
+            Slot::Head => {
+                self.xa
+                    .head
+                    .compare_exchange(expected, new, Ordering::AcqRel, Ordering::Acquire)?;
+            }
+            Slot::In(..) => {
+                let old = self.replace(slot, new);
+                debug_assert_eq!(old, expected, "slots in nodes change only under the lock");
+                return Ok(old);
+            }
+        }
+        if entry::kind(new) == Kind::Item {
+            self.xa.items.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(expected)
     }
 
     /// Stores `word` (never a node) in `slot` and returns the old word, which the caller
-    /// must hand to [`Self::dispose`]. Marks are left as they are.
+    /// must hand to [`Self::dispose`]. Marks are left as they are. For the head, use
+    /// [`Self::swap`] unless it holds a node (see the module docs).
     pub(crate) fn replace(&mut self, slot: Slot<SLOTS>, word: usize) -> usize {
         debug_assert!(!entry::is_node(word));
         let old = match slot {
@@ -256,7 +351,14 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
     /// own reference is dropped only after concurrent readers are done with it).
     pub(crate) fn dispose(&mut self, old: usize) -> super::Entry<T> {
         match entry::kind(old) {
-            Kind::Empty | Kind::Lock => super::Entry::Empty,
+            Kind::Empty => super::Entry::Empty,
+            Kind::Lock => {
+                let state = LockState::of(old);
+                super::Entry::Locked {
+                    mode: state.mode,
+                    holders: state.holders,
+                }
+            }
             Kind::Value => super::Entry::Value(entry::word_value(old)),
             Kind::Item => {
                 self.xa.items.fetch_sub(1, Ordering::Relaxed);

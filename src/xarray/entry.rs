@@ -17,9 +17,9 @@
 //! from a lock entry. Only the tag of the word decides its state, so no state needs a
 //! side table or an allocation.
 //!
-//! Lock entries (mode, holder count and waiter flags inline) are reserved here and given
-//! meaning by the range-lock layer; this layer only promises never to produce that tag for
-//! anything else and to treat it as an opaque non-node entry.
+//! Lock entries carry their mode, holder count and waiter flag inline in the payload
+//! (`lock_word.rs` defines the fields; the `lock` layer defines who may change them). The
+//! tree's plain writers refuse to overwrite a lock entry; only the lock layer does.
 //!
 //! A non-node word in a slot of a node with shift `s` stands for every index that slot
 //! covers (`2^s` of them): that is a *multi-index entry*. Items are always stored at a
@@ -27,6 +27,7 @@
 
 use core::fmt;
 
+use super::lock_word::LockMode;
 use crate::sync::ItemArc as Arc;
 
 /// The largest payload a value (shadow) entry can hold: 63 bits.
@@ -118,7 +119,6 @@ pub(crate) fn word_node<N>(word: usize) -> *const N {
 }
 
 /// Encodes a lock-entry payload (61 bits) into a slot word.
-#[allow(dead_code)] // the lock layer is the user of this encoding
 #[inline(always)]
 pub(crate) fn lock_word(payload: u64) -> usize {
     debug_assert!(payload < 1 << 61);
@@ -126,7 +126,6 @@ pub(crate) fn lock_word(payload: u64) -> usize {
 }
 
 /// The payload of a lock-entry word.
-#[allow(dead_code)] // the lock layer is the user of this encoding
 #[inline(always)]
 pub(crate) fn word_lock(word: usize) -> u64 {
     (word >> 3) as u64
@@ -173,6 +172,15 @@ pub enum Entry<T> {
     Item(Arc<T>),
     /// A value (shadow) entry: an integer of up to 63 bits.
     Value(u64),
+    /// A lock entry: the index is locked by `holders` guards in `mode` (`holders` is 0
+    /// while the entry is reserved for queued waiters). Plain stores and erases refuse
+    /// it; [`XArray::load_wait`](crate::XArray::load_wait) waits for it to go away.
+    Locked {
+        /// The mode the index is held in.
+        mode: LockMode,
+        /// How many guards hold the index (the direct-IO count).
+        holders: u64,
+    },
 }
 
 impl<T> Entry<T> {
@@ -197,12 +205,20 @@ impl<T> Entry<T> {
         }
     }
 
-    /// Identity comparison: the same item (by pointer), the same value, or both empty.
+    /// Identity comparison: the same item (by pointer), the same value, the same lock state,
+    /// or both empty.
     pub fn same_as(&self, other: &Entry<T>) -> bool {
         match (self, other) {
             (Entry::Empty, Entry::Empty) => true,
             (Entry::Item(a), Entry::Item(b)) => Arc::ptr_eq(a, b),
             (Entry::Value(a), Entry::Value(b)) => a == b,
+            (
+                Entry::Locked { mode, holders },
+                Entry::Locked {
+                    mode: other_mode,
+                    holders: other_holders,
+                },
+            ) => mode == other_mode && holders == other_holders,
             _ => false,
         }
     }
@@ -214,6 +230,10 @@ impl<T> Clone for Entry<T> {
             Entry::Empty => Entry::Empty,
             Entry::Item(item) => Entry::Item(Arc::clone(item)),
             Entry::Value(value) => Entry::Value(*value),
+            Entry::Locked { mode, holders } => Entry::Locked {
+                mode: *mode,
+                holders: *holders,
+            },
         }
     }
 }
@@ -224,6 +244,11 @@ impl<T: fmt::Debug> fmt::Debug for Entry<T> {
             Entry::Empty => f.write_str("Empty"),
             Entry::Item(item) => f.debug_tuple("Item").field(item).finish(),
             Entry::Value(value) => f.debug_tuple("Value").field(value).finish(),
+            Entry::Locked { mode, holders } => f
+                .debug_struct("Locked")
+                .field("mode", mode)
+                .field("holders", holders)
+                .finish(),
         }
     }
 }
@@ -238,6 +263,13 @@ pub enum EntryRef<'g, T> {
     Item(&'g T),
     /// A value (shadow) entry.
     Value(u64),
+    /// A lock entry (see [`Entry::Locked`]).
+    Locked {
+        /// The mode the index is held in.
+        mode: LockMode,
+        /// How many guards hold the index.
+        holders: u64,
+    },
 }
 
 impl<'g, T> EntryRef<'g, T> {
@@ -277,6 +309,11 @@ impl<T: fmt::Debug> fmt::Debug for EntryRef<'_, T> {
             EntryRef::Empty => f.write_str("Empty"),
             EntryRef::Item(item) => f.debug_tuple("Item").field(item).finish(),
             EntryRef::Value(value) => f.debug_tuple("Value").field(value).finish(),
+            EntryRef::Locked { mode, holders } => f
+                .debug_struct("Locked")
+                .field("mode", mode)
+                .field("holders", holders)
+                .finish(),
         }
     }
 }

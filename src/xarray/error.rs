@@ -22,6 +22,13 @@ pub enum XaError {
         /// The range's end bound, as given.
         end: Bound<u64>,
     },
+    /// The index is held by a range lock (a lock entry is there); plain writes never
+    /// overwrite one. Wait for it ([`XArray::load_wait`](crate::XArray::load_wait)) or
+    /// take the lock.
+    Locked {
+        /// The first locked index the write would have touched.
+        index: u64,
+    },
 }
 
 impl fmt::Display for XaError {
@@ -46,6 +53,7 @@ impl fmt::Display for XaError {
                 }
                 write!(f, ") holds no index")
             }
+            XaError::Locked { index } => write!(f, "index {index} is held by a range lock"),
         }
     }
 }

@@ -219,7 +219,14 @@ pub(crate) unsafe fn decode_ref<'g, T>(word: usize) -> EntryRef<'g, T> {
         // after the epoch passes the caller's pin, which lasts for 'g.
         entry::Kind::Item => EntryRef::Item(unsafe { &*entry::word_item::<T>(word) }),
         entry::Kind::Value => EntryRef::Value(entry::word_value(word)),
-        entry::Kind::Empty | entry::Kind::Node | entry::Kind::Lock => EntryRef::Empty,
+        entry::Kind::Lock => {
+            let state = super::lock_word::LockState::of(word);
+            EntryRef::Locked {
+                mode: state.mode,
+                holders: state.holders,
+            }
+        }
+        entry::Kind::Empty | entry::Kind::Node => EntryRef::Empty,
     }
 }
 

@@ -32,20 +32,22 @@
 //! the entries it replaced (as Linux's multi-order stores do).
 
 mod check;
-mod cursor;
+pub(crate) mod cursor;
 pub(crate) mod entry;
 mod error;
 mod iter;
+pub(crate) mod lock_word;
 #[cfg(loom)]
 mod loom_hooks;
 pub(crate) mod node;
 mod read_guard;
 pub(crate) mod span;
-mod tree;
-mod walk;
+pub(crate) mod tree;
+pub(crate) mod walk;
 
 pub use entry::{Entry, EntryRef, Mark, MAX_VALUE};
 pub use error::{CompareExchangeError, StoreError, XaError};
 pub use iter::{Iter, RefIter};
+pub use lock_word::LockMode;
 pub use read_guard::ReadGuard;
 pub use tree::XArray;

@@ -68,6 +68,13 @@ impl<const SLOTS: usize> Geometry<SLOTS> {
         }
     }
 
+    /// The first index of the slot of a node with this shift (`< 64`) that covers `index`.
+    #[inline(always)]
+    pub(crate) fn slot_base(index: u64, shift: u32) -> u64 {
+        debug_assert!(shift < 64);
+        index & !((1u64 << shift) - 1)
+    }
+
     /// The slot of `index` in a node of this shift.
     #[inline(always)]
     pub(crate) fn offset(index: u64, shift: u32) -> usize {
@@ -278,7 +285,7 @@ impl<T, const SLOTS: usize> Retired<T, SLOTS> {
 ///
 /// # Safety
 /// `node` came from `Box::into_raw` of a `Node<SLOTS>`, is detached, and unreachable.
-unsafe fn free_node<const SLOTS: usize>(node: *const Node<SLOTS>) {
+pub(crate) unsafe fn free_node<const SLOTS: usize>(node: *const Node<SLOTS>) {
     #[cfg(loom)]
     {
         // SAFETY: the caller guarantees the node is unreachable; the poison write lets

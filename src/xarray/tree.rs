@@ -6,15 +6,17 @@ use core::ops::{RangeBounds, RangeInclusive};
 
 use crossbeam_epoch::{Collector, Guard};
 
-use super::cursor::WriteCursor;
+use super::cursor::{Slot, WriteCursor};
 use super::entry::{self, Entry, Kind, Mark, EMPTY, MAX_VALUE};
 use super::error::{CompareExchangeError, StoreError, XaError};
 use super::iter::Iter;
+use super::lock_word::LockState;
 use super::node::{self, Node};
 use super::read_guard::ReadGuard;
 use super::span::{self, Block};
 use crate::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use crate::sync::ItemArc as Arc;
+use crate::lock::WaitTable;
 use crate::sync::Mutex;
 
 /// A concurrent radix tree mapping every `u64` index to an [`Entry`]: empty, an item
@@ -60,6 +62,8 @@ pub struct XArray<T, const SLOTS: usize = 64> {
     pub(crate) nodes: AtomicUsize,
     /// `None`: crossbeam-epoch's global collector.
     collector: Option<Collector>,
+    /// Where lock waiters sleep; `None`: the process-wide table (see `src/lock/`).
+    pub(crate) wait_table: Option<Arc<WaitTable>>,
     _items: PhantomData<Arc<T>>,
 }
 
@@ -94,6 +98,8 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
             items: AtomicUsize::new(0),
             nodes: AtomicUsize::new(0),
             collector,
+            // Loom cannot model a process-wide static: every tree gets its own table.
+            wait_table: cfg!(loom).then(|| Arc::new(WaitTable::new(4))),
             _items: PhantomData,
         }
     }
@@ -103,6 +109,13 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     /// that was retired, deterministically) and under loom (fewer states).
     pub fn with_collector(collector: Collector) -> Self {
         Self::build(Some(collector))
+    }
+
+    /// This tree, with lock waiters sleeping in `table` instead of the process-wide wait
+    /// table: tests use it to count table visits. Call it before the tree is shared.
+    pub fn with_wait_table(mut self, table: Arc<WaitTable>) -> Self {
+        self.wait_table = Some(table);
+        self
     }
 
     /// Pins the epoch this tree reclaims through.
@@ -198,24 +211,43 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// Stores `item` at `index` and returns what was there. The index keeps its marks.
     ///
     /// Storing inside a multi-index value splits it: the other indices keep the value.
+    /// A locked index ([`Entry::Locked`]) is refused with [`XaError::Locked`], and the
+    /// item is handed back.
     pub fn store(&self, index: u64, item: Arc<T>) -> Result<Entry<T>, StoreError<T>> {
-        let word = entry::item_word(Arc::into_raw(item));
-        Ok(self.store_word(index, word))
+        let raw = Arc::into_raw(item);
+        self.store_word(index, entry::item_word(raw))
+            .map_err(|error| StoreError {
+                error,
+                // SAFETY: `raw` came from `Arc::into_raw` above and the refused store did
+                // not publish it, so this is the only owner.
+                item: unsafe { Arc::from_raw(raw) },
+            })
     }
 
     /// Stores the value `value` (at most [`MAX_VALUE`]) at `index`; returns what was there.
+    /// A locked index is refused with [`XaError::Locked`].
     pub fn store_value(&self, index: u64, value: u64) -> Result<Entry<T>, XaError> {
-        Ok(self.store_word(index, checked_value(value)?))
+        self.store_word(index, checked_value(value)?)
     }
 
-    fn store_word(&self, index: u64, word: usize) -> Entry<T> {
+    fn store_word(&self, index: u64, word: usize) -> Result<Entry<T>, XaError> {
         let mut cursor = WriteCursor::new(self);
+        if entry::kind(cursor.locate(index, 0).word) == Kind::Lock {
+            return Err(XaError::Locked { index });
+        }
         let slot = cursor.create(Block {
             first: index,
             shift: 0,
         });
-        let old = cursor.replace(slot, word);
-        cursor.dispose(old)
+        // Re-read: the lock fast path may have locked an empty head meanwhile.
+        let old = cursor.word(slot);
+        if entry::kind(old) == Kind::Lock {
+            return Err(XaError::Locked { index });
+        }
+        let old = cursor
+            .swap(slot, old, word)
+            .expect("a leaf slot changes only under the write lock");
+        Ok(cursor.dispose(old))
     }
 
     /// Stores `value` over every index of `range` as multi-index entries, one per block of
@@ -223,21 +255,54 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// releasing) whatever was there. Each new entry carries the union of the marks of
     /// the entries it replaced.
     ///
-    /// Readers see each index change atomically, but not the whole range at once.
+    /// Readers see each index change atomically, but not the whole range at once. If any
+    /// index of the range is locked, nothing is stored and the error is
+    /// [`XaError::Locked`] with the first locked index.
     pub fn store_range(&self, range: impl RangeBounds<u64>, value: u64) -> Result<(), XaError> {
         let range = span::checked(&range)?;
         let word = checked_value(value)?;
         let mut cursor = WriteCursor::new(self);
+        self.refuse_locked(&cursor, range)?;
         for block in span::blocks::<SLOTS>(range) {
             let slot = cursor.create(block);
-            let old = cursor.replace(slot, word);
-            cursor.dispose(old);
+            let old = cursor.word(slot);
+            let locked = Err(XaError::Locked { index: block.first });
+            // Only the first block can meet a lock here: the fast path changes only an
+            // empty or singly-locked head, which the first `create` replaced by a node.
+            if entry::kind(old) == Kind::Lock {
+                return locked;
+            }
+            match cursor.swap(slot, old, word) {
+                Ok(old) => drop(cursor.dispose(old)),
+                Err(_) => return locked,
+            }
         }
         Ok(())
     }
 
-    /// Empties `index` (and clears its marks); returns what was there.
-    pub fn erase(&self, index: u64) -> Entry<T> {
+    /// `Err(Locked)` with the first lock entry in `range`, if there is one.
+    fn refuse_locked(
+        &self,
+        cursor: &WriteCursor<'_, T, SLOTS>,
+        range: span::Inclusive,
+    ) -> Result<(), XaError> {
+        let mut from = range.first;
+        while let Some(found) = self.find_word(&cursor.guard, from, range.last, None) {
+            let first = found.block.first.max(from);
+            if entry::kind(found.word) == Kind::Lock {
+                return Err(XaError::Locked { index: first });
+            }
+            match found.block.last().checked_add(1) {
+                Some(next) if next <= range.last => from = next,
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Empties `index` (and clears its marks); returns what was there. A locked index is
+    /// refused with [`XaError::Locked`].
+    pub fn erase(&self, index: u64) -> Result<Entry<T>, XaError> {
         let mut cursor = WriteCursor::new(self);
         Self::erase_block(
             &mut cursor,
@@ -249,20 +314,26 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     }
 
     /// Empties every index of `range`, clearing marks and freeing the nodes that become
-    /// empty. Costs O(levels x SLOTS) slot writes plus the entries it removes.
+    /// empty. Costs O(levels x SLOTS) slot writes plus the entries it removes. If any
+    /// index of the range is locked, nothing is erased ([`XaError::Locked`]).
     pub fn erase_range(&self, range: impl RangeBounds<u64>) -> Result<(), XaError> {
         let range = span::checked(&range)?;
         let mut cursor = WriteCursor::new(self);
+        self.refuse_locked(&cursor, range)?;
         for block in span::blocks::<SLOTS>(range) {
-            Self::erase_block(&mut cursor, block);
+            Self::erase_block(&mut cursor, block)?;
         }
         Ok(())
     }
 
-    fn erase_block(cursor: &mut WriteCursor<'_, T, SLOTS>, block: Block) -> Entry<T> {
+    fn erase_block(cursor: &mut WriteCursor<'_, T, SLOTS>, block: Block) -> Result<Entry<T>, XaError> {
+        let locked = Err(XaError::Locked { index: block.first });
         let found = cursor.locate(block.first, block.shift);
         if found.outside || found.word == EMPTY {
-            return Entry::Empty;
+            return Ok(Entry::Empty);
+        }
+        if entry::kind(found.word) == Kind::Lock {
+            return locked;
         }
         // A larger multi-index entry covers the block: split it down to the block
         // (unless the "entry" is the root node, which the block contains whole).
@@ -271,58 +342,82 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         } else {
             found.slot
         };
+        let old = cursor.word(slot);
+        if old == EMPTY {
+            return Ok(Entry::Empty);
+        }
+        if entry::kind(old) == Kind::Lock {
+            return locked;
+        }
         cursor.clear_marks(slot);
-        let old = cursor.replace(slot, EMPTY);
+        let Ok(old) = cursor.swap(slot, old, EMPTY) else {
+            return locked;
+        };
         cursor.collapse();
-        cursor.dispose(old)
+        Ok(cursor.dispose(old))
     }
 
     /// Replaces the entry at `index` with `new` if it is `current` (same item by pointer,
     /// same value, or both empty), and returns the entry it replaced. On failure the
-    /// caller gets `new` back, with the entry that was found.
+    /// caller gets `new` back, with the entry that was found. A lock entry never matches
+    /// (lock entries change only through the lock API), and `new` may not be
+    /// [`Entry::Locked`] ([`XaError::Locked`]).
     pub fn compare_exchange(
         &self,
         index: u64,
         current: &Entry<T>,
         new: Entry<T>,
     ) -> Result<Entry<T>, CompareExchangeError<T>> {
-        if let Entry::Value(v) = new {
-            if let Err(error) = checked_value(v) {
+        let new_word = match &new {
+            Entry::Empty => EMPTY,
+            Entry::Value(v) => match checked_value(*v) {
+                Ok(word) => word,
+                Err(error) => return Err(CompareExchangeError::Refused { error, new }),
+            },
+            Entry::Item(_) => EMPTY, // encoded below, once the swap is certain
+            Entry::Locked { .. } => {
+                let error = XaError::Locked { index };
                 return Err(CompareExchangeError::Refused { error, new });
             }
-        }
+        };
         let mut cursor = WriteCursor::new(self);
         let found = cursor.locate(index, 0);
-        let matches = match (current, entry::kind(found.word)) {
+        let matches = |word: usize| match (current, entry::kind(word)) {
             (Entry::Empty, Kind::Empty) => true,
-            (Entry::Item(item), Kind::Item) => {
-                Arc::as_ptr(item) == entry::word_item::<T>(found.word)
-            }
-            (Entry::Value(v), Kind::Value) => *v == entry::word_value(found.word),
+            (Entry::Item(item), Kind::Item) => Arc::as_ptr(item) == entry::word_item::<T>(word),
+            (Entry::Value(v), Kind::Value) => *v == entry::word_value(word),
             _ => false,
         };
-        if !matches {
+        let mismatch = |word: usize, new: Entry<T>| {
             // SAFETY: the word was read under the cursor's guard (and lock).
-            let current = unsafe { decode_owned(found.word) };
-            return Err(CompareExchangeError::Mismatch { current, new });
+            let current = unsafe { decode_owned(word) };
+            Err(CompareExchangeError::Mismatch { current, new })
+        };
+        if !matches(found.word) {
+            return mismatch(found.word, new);
         }
         let block = Block {
             first: index,
             shift: 0,
         };
-        Ok(match new {
-            Entry::Empty => Self::erase_block(&mut cursor, block),
-            Entry::Item(item) => {
-                let slot = cursor.create(block);
-                let old = cursor.replace(slot, entry::item_word(Arc::into_raw(item)));
-                cursor.dispose(old)
-            }
-            Entry::Value(v) => {
-                let slot = cursor.create(block);
-                let old = cursor.replace(slot, entry::value_word(v));
-                cursor.dispose(old)
-            }
-        })
+        if new.is_empty() {
+            return Ok(Self::erase_block(&mut cursor, block)
+                .expect("the index held no lock entry under the write lock"));
+        }
+        let slot = cursor.create(block);
+        let old = cursor.word(slot);
+        if !matches(old) {
+            // Only the lock fast path can have changed it (an empty head got locked).
+            return mismatch(old, new);
+        }
+        let new_word = match new {
+            Entry::Item(item) => entry::item_word(Arc::into_raw(item)),
+            _ => new_word,
+        };
+        let old = cursor
+            .swap(slot, old, new_word)
+            .expect("a leaf slot changes only under the write lock");
+        Ok(cursor.dispose(old))
     }
 
     /// Sets `mark` on the entry at `index`. Returns `false` (and does nothing) if the
@@ -339,7 +434,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     fn change_mark(&self, index: u64, m: usize, on: bool) -> bool {
         let mut cursor = WriteCursor::new(self);
         let found = cursor.locate(index, 0);
-        if found.outside || found.word == EMPTY {
+        if found.outside || found.word == EMPTY || entry::kind(found.word) == Kind::Lock {
             return false;
         }
         if cursor.is_marked(found.slot, m) == on {
@@ -357,12 +452,38 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         true
     }
 
-    /// Empties the whole tree, releasing every item and node through the epoch.
+    /// Empties every index that is not locked, releasing every item and node through
+    /// the epoch. Lock entries stay (their guards still own them).
     pub fn clear(&self) {
         let mut cursor = WriteCursor::new(self);
-        cursor.clear_marks(super::cursor::Slot::Head);
-        let old = cursor.replace(super::cursor::Slot::Head, EMPTY);
-        cursor.dispose(old);
+        let everything = span::Inclusive {
+            first: 0,
+            last: u64::MAX,
+        };
+        if self.refuse_locked(&cursor, everything).is_ok() {
+            let head = cursor.word(Slot::Head);
+            if head == EMPTY {
+                return;
+            }
+            cursor.clear_marks(Slot::Head);
+            if let Ok(old) = cursor.swap(Slot::Head, head, EMPTY) {
+                cursor.dispose(old);
+                return;
+            }
+            // The fast path locked the (empty) head meanwhile: nothing to clear.
+            return;
+        }
+        let mut from = 0;
+        while let Some(found) = self.find_word(&cursor.guard, from, u64::MAX, None) {
+            if entry::kind(found.word) != Kind::Lock {
+                Self::erase_block(&mut cursor, found.block)
+                    .expect("the entry found under the write lock is not a lock entry");
+            }
+            match found.block.last().checked_add(1) {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
     }
 }
 
@@ -419,6 +540,13 @@ pub(crate) unsafe fn decode_owned<T>(word: usize) -> Entry<T> {
         // SAFETY: forwarded from the caller.
         Kind::Item => Entry::Item(unsafe { clone_item(word) }),
         Kind::Value => Entry::Value(entry::word_value(word)),
-        Kind::Empty | Kind::Node | Kind::Lock => Entry::Empty,
+        Kind::Lock => {
+            let state = LockState::of(word);
+            Entry::Locked {
+                mode: state.mode,
+                holders: state.holders,
+            }
+        }
+        Kind::Empty | Kind::Node => Entry::Empty,
     }
 }

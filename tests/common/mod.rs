@@ -33,6 +33,8 @@ pub enum Seen {
     Empty,
     Item(u64),
     Value(u64),
+    /// A lock entry: (exclusive, holders).
+    Locked(bool, u64),
 }
 
 pub fn seen(entry: &Entry<u64>) -> Seen {
@@ -40,6 +42,9 @@ pub fn seen(entry: &Entry<u64>) -> Seen {
         Entry::Empty => Seen::Empty,
         Entry::Item(item) => Seen::Item(**item),
         Entry::Value(value) => Seen::Value(*value),
+        Entry::Locked { mode, holders } => {
+            Seen::Locked(*mode == rangelock::LockMode::Exclusive, *holders)
+        }
     }
 }
 

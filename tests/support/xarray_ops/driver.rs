@@ -130,7 +130,7 @@ impl<const SLOTS: usize> Driver<SLOTS> {
             }
             Op::Erase { index } => {
                 let want = self.model.entry(index.0);
-                let old = self.tree.erase(index.0);
+                let old = self.tree.erase(index.0).unwrap();
                 self.expect_entry("erase's old entry", &old, &want);
                 self.model.assign(index.0, index.0, None);
             }

@@ -43,6 +43,7 @@ impl ModelEntry {
             Entry::Empty => None,
             Entry::Item(item) => Some(ModelEntry::Item(Arc::clone(item))),
             Entry::Value(v) => Some(ModelEntry::Value(*v)),
+            Entry::Locked { .. } => panic!("the xarray_ops driver never locks: {entry:?}"),
         }
     }
 

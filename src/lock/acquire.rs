@@ -1,0 +1,214 @@
+//! `lock_range` and friends: the fast path, and the claim-wait loop of the slow path.
+
+use core::ops::RangeBounds;
+use std::time::{Duration, Instant};
+
+use super::claim::{self, Claim, Step};
+use super::error::LockError;
+use super::guard::RangeGuard;
+use super::wait_table::{WaitTable, Wants};
+use super::{held, LockMode};
+use crate::sync::atomic::Ordering;
+use crate::sync::ItemArc as Arc;
+use crate::xarray::cursor::WriteCursor;
+use crate::xarray::entry::EMPTY;
+use crate::xarray::lock_word::LockState;
+use crate::xarray::span::{self, Inclusive};
+use crate::xarray::XArray;
+
+/// How long an acquisition may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Patience {
+    /// Not at all (`try_lock_range`).
+    None,
+    /// Until this instant.
+    Until(Instant),
+    /// Forever.
+    Forever,
+}
+
+/// Normalises a lock range, refusing an empty or inverted one.
+pub(crate) fn lock_span(range: &impl RangeBounds<u64>) -> Result<Inclusive, LockError> {
+    span::inclusive(range).ok_or_else(|| LockError::InvalidRange {
+        start: range.start_bound().cloned(),
+        end: range.end_bound().cloned(),
+    })
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
+    /// Locks every index of `range` in `mode`, waiting as long as it takes.
+    ///
+    /// Items and values found in the range are evicted into the guard
+    /// ([`RangeGuard::evicted`]); lookups of a locked index see [`Entry::Locked`], plain
+    /// stores and erases there fail with [`XaError::Locked`]. Overlapping Shared locks
+    /// share entries and count their holders. A range with nothing in it costs
+    /// O(levels x SLOTS) whatever its length; the whole range of an empty tree is one
+    /// compare-exchange.
+    ///
+    /// Several ranges of one tree must be acquired in ascending order (and trees in one
+    /// global order) by a thread that holds more than one at a time; then no set of
+    /// range lockers can deadlock. A wait on an index that this thread itself holds in a
+    /// conflicting mode fails with [`LockError::WouldDeadlock`] instead of hanging.
+    ///
+    /// ```
+    /// use rangelock::{Entry, LockMode, XArray};
+    ///
+    /// let file: XArray<Vec<u8>> = XArray::new();
+    /// let a = file.lock_range(0..4096, LockMode::Shared).unwrap();
+    /// let b = file.lock_range(100..200, LockMode::Shared).unwrap(); // sub-page DIOs share
+    /// assert!(matches!(file.get(150), Entry::Locked { holders: 2, .. }));
+    /// assert!(matches!(file.get(3000), Entry::Locked { holders: 1, .. }));
+    /// assert!(file.try_lock_range(0..1, LockMode::Exclusive).is_err());
+    /// drop((a, b));
+    /// assert!(file.is_empty());
+    /// ```
+    ///
+    /// [`Entry::Locked`]: crate::Entry::Locked
+    /// [`XaError::Locked`]: crate::XaError::Locked
+    pub fn lock_range(
+        &self,
+        range: impl RangeBounds<u64>,
+        mode: LockMode,
+    ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
+        self.acquire(lock_span(&range)?, mode, Patience::Forever)
+    }
+
+    /// Like [`lock_range`](Self::lock_range), but fails with [`LockError::WouldBlock`]
+    /// instead of waiting (also when it would have to queue behind a waiter).
+    pub fn try_lock_range(
+        &self,
+        range: impl RangeBounds<u64>,
+        mode: LockMode,
+    ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
+        self.acquire(lock_span(&range)?, mode, Patience::None)
+    }
+
+    /// Like [`lock_range`](Self::lock_range), but gives up with [`LockError::TimedOut`]
+    /// after `timeout`, leaving the tree as it found it (evicted entries are put back).
+    pub fn lock_range_timeout(
+        &self,
+        range: impl RangeBounds<u64>,
+        mode: LockMode,
+        timeout: Duration,
+    ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
+        let patience = match Instant::now().checked_add(timeout) {
+            Some(deadline) => Patience::Until(deadline),
+            None => Patience::Forever,
+        };
+        self.acquire(lock_span(&range)?, mode, patience)
+    }
+
+    /// The wait table this tree's waiters sleep in.
+    pub(crate) fn wait_table(&self) -> &WaitTable {
+        match &self.wait_table {
+            Some(table) => table,
+            #[cfg(not(loom))]
+            None => super::wait_table::global(),
+            #[cfg(loom)]
+            None => unreachable!("under loom every tree owns a table"),
+        }
+    }
+
+    fn acquire(
+        &self,
+        range: Inclusive,
+        mode: LockMode,
+        patience: Patience,
+    ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
+        if range.first == 0 && range.last == u64::MAX {
+            // The fast path: an empty tree's head becomes the lock entry, no write lock.
+            let word = LockState::single(mode).word();
+            if self
+                .head
+                .compare_exchange(EMPTY, word, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(RangeGuard::new(self, 0, u64::MAX, mode, Vec::new()));
+            }
+        }
+        let mut c = Claim::new(range, mode, false);
+        match self.run_claim(&mut c, patience)? {
+            None => Ok(RangeGuard::new(self, c.first, c.last, mode, c.evicted)),
+            Some(_) => unreachable!("only a fill keeps items"),
+        }
+    }
+
+    /// Claims `c`'s range, waiting (as `patience` allows) at each conflict. `Ok(None)`:
+    /// all claimed; `Ok(Some(item))`: a `keep_items` claim found an item.
+    pub(crate) fn run_claim(
+        &self,
+        c: &mut Claim<T>,
+        patience: Patience,
+    ) -> Result<Option<Arc<T>>, LockError> {
+        let table = self.wait_table();
+        let tree = self as *const Self as usize;
+        // The key of this acquisition's record while it is in the table.
+        let mut registered: Option<u64> = None;
+        // (key, index) where this acquisition last waited: others may defer to it there.
+        let mut queued: Option<(u64, u64)> = None;
+        loop {
+            let mut cursor = WriteCursor::new(self);
+            if let (Some(base), Some(seq)) = (registered.take(), c.seq) {
+                table.remove(tree, base, seq);
+            }
+            let (index, base, slot, word) = match claim::claim(&mut cursor, table, c) {
+                Step::Done => {
+                    if c.pending > 0 {
+                        claim::clear_pending(&mut cursor, table, c);
+                    }
+                    return Ok(None);
+                }
+                Step::Hit(item) => {
+                    if let Some((base, index)) = queued {
+                        claim::depart(&mut cursor, table, base, index);
+                    }
+                    claim::rollback(&mut cursor, table, c);
+                    return Ok(Some(item));
+                }
+                Step::Blocked {
+                    index,
+                    base,
+                    slot,
+                    word,
+                } => (index, base, slot, word),
+            };
+            let failure = match held::mode_at(tree, index) {
+                Some(mine) if !mine.is_compatible(c.mode) => Some(LockError::WouldDeadlock { index }),
+                _ => match patience {
+                    Patience::None => Some(LockError::WouldBlock),
+                    Patience::Until(deadline) if Instant::now() >= deadline => {
+                        Some(LockError::TimedOut)
+                    }
+                    _ => None,
+                },
+            };
+            if let Some(error) = failure {
+                if let Some((base, index)) = queued {
+                    claim::depart(&mut cursor, table, base, index);
+                }
+                claim::rollback(&mut cursor, table, c);
+                return Err(error);
+            }
+            if !claim::set_waiters(&mut cursor, slot, word) {
+                continue; // the head changed under the fast path: look again
+            }
+            let seq = *c.seq.get_or_insert_with(|| table.next_seq());
+            table.register(tree, base, Wants::Acquire(c.mode), seq);
+            claim::mark_pending(&mut cursor, c);
+            registered = Some(base);
+            queued = Some((base, index));
+            drop(cursor);
+            let deadline = match patience {
+                Patience::Until(deadline) => Some(deadline),
+                _ => None,
+            };
+            if !table.wait(tree, base, seq, deadline) {
+                let mut cursor = WriteCursor::new(self);
+                table.remove(tree, base, seq);
+                claim::depart(&mut cursor, table, base, index);
+                claim::rollback(&mut cursor, table, c);
+                return Err(LockError::TimedOut);
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Lookups that wait for lock entries: `load_wait` and the fill protocol `get_or_fill`.
+
+use super::acquire::Patience;
+use super::claim::{self, Claim};
+use super::error::{FillError, LockError};
+use super::guard::RangeGuard;
+use super::held;
+use super::wait_table::Wants;
+use super::LockMode;
+use crate::sync::ItemArc as Arc;
+use crate::xarray::cursor::WriteCursor;
+use crate::xarray::span::Inclusive;
+use crate::xarray::{Entry, XArray};
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
+    /// The entry at `index`, waiting while it is locked: never [`Entry::Locked`].
+    ///
+    /// The lookup is lock-free when the index is not locked. Waiting on an index this
+    /// thread holds itself fails with [`LockError::WouldDeadlock`].
+    pub fn load_wait(&self, index: u64) -> Result<Entry<T>, LockError> {
+        loop {
+            let entry = self.get(index);
+            if !matches!(entry, Entry::Locked { .. }) {
+                return Ok(entry);
+            }
+            self.wait_unlocked(index)?;
+        }
+    }
+
+    /// Waits until the lock entry at `index` (if there still is one) changes.
+    fn wait_unlocked(&self, index: u64) -> Result<(), LockError> {
+        let table = self.wait_table();
+        let tree = self as *const Self as usize;
+        let mut cursor = WriteCursor::new(self);
+        let (found, entry) = claim::entry_at(&mut cursor, index);
+        if !matches!(entry, Entry::Locked { .. }) {
+            return Ok(());
+        }
+        if held::mode_at(tree, index).is_some() {
+            return Err(LockError::WouldDeadlock { index });
+        }
+        if !claim::set_waiters(&mut cursor, found.slot, found.word) {
+            return Ok(()); // it changed already
+        }
+        let (base, _) = claim::region(&found, index);
+        let seq = table.next_seq();
+        table.register(tree, base, Wants::Watch, seq);
+        drop(cursor);
+        table.wait(tree, base, seq, None);
+        let _cursor = WriteCursor::new(self);
+        table.remove(tree, base, seq);
+        Ok(())
+    }
+
+    /// The item at `index`, filling a missing one: the page-fault protocol.
+    ///
+    /// * An item is returned at once (a lock-free lookup).
+    /// * A locked index is waited for, in queue order with the range lockers (a fault
+    ///   cannot be starved by a stream of direct IO).
+    /// * An empty index, or one holding a value (shadow) entry, is locked Exclusive for
+    ///   this index alone; `fill(index)` runs with no internal lock held, and its item is
+    ///   published in the lock entry's place, waking every waiter. If `fill` fails or
+    ///   panics, the index is released and the waiters try again.
+    ///
+    /// ```
+    /// use rangelock::XArray;
+    /// use std::sync::Arc;
+    ///
+    /// let cache: XArray<String> = XArray::new();
+    /// let page = cache
+    ///     .get_or_fill(3, |i| Ok::<_, std::io::Error>(Arc::new(format!("page {i}"))))
+    ///     .unwrap();
+    /// assert_eq!(*page, "page 3");
+    /// // A second fault hits the cache; this fill never runs.
+    /// let again = cache.get_or_fill(3, |_| Err("unreachable")).unwrap();
+    /// assert!(Arc::ptr_eq(&page, &again));
+    /// ```
+    pub fn get_or_fill<E>(
+        &self,
+        index: u64,
+        fill: impl FnOnce(u64) -> Result<Arc<T>, E>,
+    ) -> Result<Arc<T>, FillError<E>> {
+        if let Some(item) = self.load(index) {
+            return Ok(item);
+        }
+        let range = Inclusive {
+            first: index,
+            last: index,
+        };
+        let mut c = Claim::new(range, LockMode::Exclusive, true);
+        if let Some(item) = self
+            .run_claim(&mut c, Patience::Forever)
+            .map_err(FillError::Lock)?
+        {
+            return Ok(item);
+        }
+        let guard = RangeGuard::new(self, index, index, LockMode::Exclusive, c.evicted);
+        let item = fill(index).map_err(FillError::Fill)?;
+        if guard.publish(Arc::clone(&item)).is_err() {
+            unreachable!("a one-index Exclusive guard publishes");
+        }
+        Ok(item)
+    }
+}

@@ -1,0 +1,258 @@
+//! Range guards: what a granted range lock is, and how it ends.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::RangeInclusive;
+
+use super::error::PublishError;
+use super::evicted::Evicted;
+use super::{claim, held, LockMode};
+use crate::sync::atomic::Ordering;
+use crate::sync::ItemArc as Arc;
+use crate::xarray::cursor::WriteCursor;
+use crate::xarray::entry::EMPTY;
+use crate::xarray::lock_word::LockState;
+use crate::xarray::XArray;
+
+/// The state both guard types share: the tree, the range, the mode, the evicted entries.
+struct Held<'a, T: Send + Sync + 'static, const SLOTS: usize> {
+    xa: &'a XArray<T, SLOTS>,
+    first: u64,
+    last: u64,
+    mode: LockMode,
+    evicted: Vec<Evicted<T>>,
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
+    fn tree(&self) -> usize {
+        self.xa as *const XArray<T, SLOTS> as usize
+    }
+
+    fn is_whole(&self) -> bool {
+        self.first == 0 && self.last == u64::MAX
+    }
+
+    /// Gives the range back: one compare-exchange for a sole whole-range holder of the
+    /// head, else a walk under the write lock.
+    fn release(&self) {
+        if self.is_whole() {
+            let mine = LockState::single(self.mode).word();
+            if self
+                .xa
+                .head
+                .compare_exchange(mine, EMPTY, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+        let mut cursor = WriteCursor::new(self.xa);
+        claim::release(&mut cursor, self.xa.wait_table(), self.first, self.last);
+    }
+
+    fn downgrade(&mut self) {
+        if self.mode == LockMode::Shared {
+            return;
+        }
+        self.mode = LockMode::Shared;
+        if self.is_whole() {
+            let from = LockState::single(LockMode::Exclusive).word();
+            let to = LockState::single(LockMode::Shared).word();
+            if self
+                .xa
+                .head
+                .compare_exchange(from, to, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+        let mut cursor = WriteCursor::new(self.xa);
+        claim::downgrade(&mut cursor, self.xa.wait_table(), self.first, self.last);
+    }
+}
+
+/// A granted range lock. Dropping it (also during a panic's unwinding) releases the
+/// range and wakes the waiters that can now run.
+///
+/// The guard belongs to the thread that acquired it (it is `!Send`: the thread's held-lock
+/// list, which detects self-deadlock, names it). To release it on another thread (an
+/// asynchronous IO completion), [`detach`](Self::detach) it first.
+///
+/// ```
+/// use rangelock::{Entry, LockMode, XArray};
+/// use std::sync::Arc;
+///
+/// let pages: XArray<&str> = XArray::new();
+/// pages.store(5, Arc::new("dirty page")).unwrap();
+///
+/// // A direct-IO write over pages 0..16: the cached page is evicted into the guard.
+/// let mut dio = pages.lock_range(0..16, LockMode::Shared).unwrap();
+/// assert_eq!(dio.evicted().len(), 1);
+/// assert!(matches!(pages.get(5), Entry::Locked { mode: LockMode::Shared, holders: 1 }));
+/// let page = dio.take_evicted().remove(0).into_entry();
+/// assert_eq!(page.item().map(|p| **p), Some("dirty page")); // write it back, then IO
+/// drop(dio);
+/// assert!(pages.get(5).is_empty());
+/// ```
+#[must_use = "the range is unlocked as soon as the guard is dropped"]
+pub struct RangeGuard<'a, T: Send + Sync + 'static, const SLOTS: usize = 64> {
+    held: Option<Held<'a, T, SLOTS>>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> {
+    /// A guard for a range just granted to this thread.
+    pub(crate) fn new(
+        xa: &'a XArray<T, SLOTS>,
+        first: u64,
+        last: u64,
+        mode: LockMode,
+        evicted: Vec<Evicted<T>>,
+    ) -> Self {
+        held::push(xa as *const XArray<T, SLOTS> as usize, first, last, mode);
+        RangeGuard {
+            held: Some(Held {
+                xa,
+                first,
+                last,
+                mode,
+                evicted,
+            }),
+            _not_send: PhantomData,
+        }
+    }
+
+    fn held(&self) -> &Held<'a, T, SLOTS> {
+        self.held.as_ref().expect("a live guard")
+    }
+
+    /// Takes the guard out of this thread's held list (it is being consumed).
+    fn take(&mut self) -> Held<'a, T, SLOTS> {
+        let h = self.held.take().expect("a live guard");
+        held::remove(h.tree(), h.first, h.last, h.mode);
+        h
+    }
+
+    /// The locked indices.
+    pub fn range(&self) -> RangeInclusive<u64> {
+        self.held().first..=self.held().last
+    }
+
+    /// The mode the range is held in.
+    pub fn mode(&self) -> LockMode {
+        self.held().mode
+    }
+
+    /// The items and values the acquisition removed from the range, in index order.
+    pub fn evicted(&self) -> &[Evicted<T>] {
+        &self.held().evicted
+    }
+
+    /// Takes the evicted entries (to write dirty pages back, say).
+    pub fn take_evicted(&mut self) -> Vec<Evicted<T>> {
+        core::mem::take(&mut self.held.as_mut().expect("a live guard").evicted)
+    }
+
+    /// Turns an Exclusive guard into a Shared one without letting go of the range, and
+    /// wakes the Shared waiters at the front of the queue. A Shared guard is unchanged.
+    pub fn downgrade(&mut self) {
+        let h = self.held.as_mut().expect("a live guard");
+        let from = h.mode;
+        h.downgrade();
+        held::set_mode(h.tree(), h.first, h.last, from, LockMode::Shared);
+    }
+
+    /// Replaces this one-index Exclusive lock by `item` in one atomic step: the fill
+    /// protocol of a page fault (lock the missing index, read the page with no internal
+    /// lock held, publish it). Waiters wake and find the item.
+    ///
+    /// Any other guard is released, and the item is handed back in the error.
+    pub fn publish(mut self, item: Arc<T>) -> Result<(), PublishError<T>> {
+        let h = self.take();
+        if h.first != h.last || h.mode != LockMode::Exclusive {
+            h.release();
+            return Err(PublishError { item });
+        }
+        let mut cursor = WriteCursor::new(h.xa);
+        claim::publish(&mut cursor, h.xa.wait_table(), h.first, item);
+        Ok(())
+    }
+
+    /// A guard that may be released on another thread (asynchronous IO completion). It
+    /// leaves this thread's held-lock list, so this thread's later calls no longer count
+    /// it when they check for self-deadlock.
+    pub fn detach(mut self) -> DetachedGuard<'a, T, SLOTS> {
+        DetachedGuard {
+            held: Some(self.take()),
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for RangeGuard<'_, T, SLOTS> {
+    fn drop(&mut self) {
+        if self.held.is_some() {
+            self.take().release();
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for RangeGuard<'_, T, SLOTS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RangeGuard")
+            .field("range", &self.range())
+            .field("mode", &self.mode())
+            .field("evicted", &self.evicted().len())
+            .finish()
+    }
+}
+
+/// A range lock that is no longer tied to the thread that took it: it is `Send`, and
+/// dropping it on any thread releases the range.
+#[must_use = "the range is unlocked as soon as the guard is dropped"]
+pub struct DetachedGuard<'a, T: Send + Sync + 'static, const SLOTS: usize = 64> {
+    held: Option<Held<'a, T, SLOTS>>,
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'_, T, SLOTS> {
+    fn held(&self) -> &Held<'_, T, SLOTS> {
+        self.held.as_ref().expect("a live guard")
+    }
+
+    /// The locked indices.
+    pub fn range(&self) -> RangeInclusive<u64> {
+        self.held().first..=self.held().last
+    }
+
+    /// The mode the range is held in.
+    pub fn mode(&self) -> LockMode {
+        self.held().mode
+    }
+
+    /// The items and values the acquisition removed from the range.
+    pub fn evicted(&self) -> &[Evicted<T>] {
+        &self.held().evicted
+    }
+
+    /// Takes the evicted entries.
+    pub fn take_evicted(&mut self) -> Vec<Evicted<T>> {
+        core::mem::take(&mut self.held.as_mut().expect("a live guard").evicted)
+    }
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for DetachedGuard<'_, T, SLOTS> {
+    fn drop(&mut self) {
+        if let Some(h) = self.held.take() {
+            h.release();
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for DetachedGuard<'_, T, SLOTS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DetachedGuard")
+            .field("range", &self.range())
+            .field("mode", &self.mode())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,54 @@
+//! Range locks made of lock entries in the tree.
+//!
+//! A range lock here is not a separate structure beside the index: it is a set of *lock
+//! entries* stored in the tree's own slots (`xarray/lock_word.rs` encodes them: mode,
+//! holder count, waiter and pending flags, in one word). A lookup that lands on a locked
+//! index sees the lock entry and can wait for that index alone; an index nobody locked is
+//! untouched.
+//!
+//! # The protocol in one page
+//!
+//! * **Acquire** ([`XArray::lock_range`]): under the tree's write lock, walk the range in
+//!   ascending order ([`claim`]): empty regions get fresh entries (O(levels x SLOTS) for
+//!   any length), items and values are evicted into the guard, compatible lock entries
+//!   are split to the range and their holder count raised. At the first entry that may
+//!   not be taken, set its `waiters` flag, queue a record in the wait table, drop the
+//!   write lock and sleep; what was claimed so far stays claimed. Ascending order and
+//!   waiting only at the first conflict mean range lockers cannot deadlock each other.
+//! * **Fast path**: the whole range of an empty tree is one compare-exchange of the
+//!   tree's head (`EMPTY -> one holder`), and its release one compare-exchange back.
+//! * **Release** (dropping a [`RangeGuard`], also on unwind): decrement every entry of
+//!   the range; an entry whose last holder leaves is removed, or kept *reserved* while
+//!   acquirers are queued on it, and the front of its queue is woken. Entries without
+//!   the `waiters` flag never touch the wait table.
+//! * **Wait** ([`wait_table`]): register, re-check, sleep, all ordered by the write lock:
+//!   no lost wake-ups. Waking picks only the waiters that can now run.
+//! * **Fairness** ([`claim`]): a contended entry goes to the oldest conflicting waiter
+//!   first; newcomers queue behind every waiter they conflict with. A thread that holds
+//!   the index Shared may join Shared holders regardless (the recursive-read trap).
+//! * **Deadlock detection** ([`held`]): a thread about to sleep on an index that it
+//!   holds itself in a conflicting mode gets [`LockError::WouldDeadlock`].
+//!
+//! # Several ranges
+//!
+//! A thread that holds one range and wants another of the same tree must take them in
+//! ascending order of their first index; across trees, in one global order (say, by
+//! inode number). Self-deadlock on one index is detected; cycles across threads that
+//! break these orders are not.
+
+mod acquire;
+pub(crate) mod claim;
+mod error;
+mod evicted;
+mod fill;
+mod guard;
+pub(crate) mod held;
+mod range_lock;
+pub(crate) mod wait_table;
+
+pub use crate::xarray::LockMode;
+pub use error::{FillError, LockError, PublishError};
+pub use evicted::Evicted;
+pub use guard::{DetachedGuard, RangeGuard};
+pub use range_lock::{RangeLock, RangeLockGuard};
+pub use wait_table::WaitTable;

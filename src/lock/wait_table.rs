@@ -1,0 +1,241 @@
+//! The hashed wait table: where threads sleep until a lock entry changes.
+//!
+//! A fixed array of cache-padded buckets, each a mutex-protected list of *records* and a
+//! condition variable. A record says: thread `seq` waits, in the tree at address `tree`,
+//! on the lock entry whose first index is `base`, wanting to acquire in some mode (or
+//! just to see the entry go away). The bucket is chosen by hashing `(tree, base)`, so one
+//! table serves every tree of a process (a page cache has one tree per file and cannot
+//! afford a table each); trees may also own one (tests, loom).
+//!
+//! # No lost wake-ups
+//!
+//! Records are added, removed and woken only while the tree's write lock is held (lock
+//! order: tree write lock, then bucket mutex). A waiter registers its record and sets the
+//! entry's `waiters` flag under the write lock, drops the write lock, then sleeps on the
+//! bucket until its record is marked woken. Whoever changes the entry holds the write
+//! lock, sees the flag, and marks the record under the bucket mutex; the waiter checks
+//! the mark under that same mutex before every sleep. The flag is why an uncontended
+//! release never visits the table.
+//!
+//! # Fairness data
+//!
+//! Every acquiring record carries `seq`, its place in a global queue order, taken when the
+//! acquisition first had to wait and kept across its re-waits. The lock layer grants a
+//! contended entry only to acquirers that no older conflicting record precedes (see
+//! `claim.rs`), and wakes only the records that can now run.
+
+use core::fmt;
+use std::time::Instant;
+
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{self, CachePadded, Condvar, Mutex};
+use crate::xarray::LockMode;
+
+/// What a waiter wants from the entry it waits on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wants {
+    /// To acquire it in this mode: takes part in the queue order.
+    Acquire(LockMode),
+    /// To see it go away (a lookup): never blocks anybody.
+    Watch,
+}
+
+/// One waiting thread.
+#[derive(Clone, Copy, Debug)]
+struct Record {
+    tree: usize,
+    base: u64,
+    wants: Wants,
+    seq: u64,
+    woken: bool,
+}
+
+/// Which waiters of an entry to wake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Everyone (the entry was removed, split, published, or a queued waiter left).
+    All,
+    /// The entry drained and is now reserved: the front of its queue (the oldest
+    /// acquirer, with every Shared acquirer ahead of the oldest Exclusive one if the
+    /// oldest is Shared), plus every watcher.
+    Front,
+    /// The entry became Shared: the Shared acquirers ahead of the oldest Exclusive one.
+    SharedFront,
+}
+
+struct Bucket {
+    records: Mutex<Vec<Record>>,
+    wake: Condvar,
+}
+
+/// A hashed table of wait queues, keyed by (tree, entry base index).
+///
+/// Trees use one global table by default; [`XArray::with_wait_table`] gives a tree its
+/// own, which tests use to count visits ([`WaitTable::visits`]).
+///
+/// [`XArray::with_wait_table`]: crate::XArray::with_wait_table
+pub struct WaitTable {
+    buckets: Box<[CachePadded<Bucket>]>,
+    next_seq: AtomicU64,
+    visits: AtomicUsize,
+}
+
+impl WaitTable {
+    /// A table with `buckets` buckets (rounded up to a power of two, at least 1).
+    pub fn new(buckets: usize) -> Self {
+        let n = buckets.max(1).next_power_of_two();
+        WaitTable {
+            buckets: (0..n)
+                .map(|_| {
+                    CachePadded::new(Bucket {
+                        records: Mutex::new(Vec::new()),
+                        wake: Condvar::new(),
+                    })
+                })
+                .collect(),
+            next_seq: AtomicU64::new(1),
+            visits: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many times a lock operation has locked one of this table's buckets. An
+    /// uncontended lock and unlock never does.
+    pub fn visits(&self) -> usize {
+        self.visits.load(Ordering::Relaxed)
+    }
+
+    /// A fresh queue position (later than every one handed out before).
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn bucket(&self, tree: usize, base: u64) -> &Bucket {
+        let hash = (tree as u64 ^ base.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let index = (hash >> 32) as usize & (self.buckets.len() - 1);
+        self.visits.fetch_add(1, Ordering::Relaxed);
+        &self.buckets[index]
+    }
+
+    /// Adds a record for `seq` (call with the tree's write lock held).
+    pub(crate) fn register(&self, tree: usize, base: u64, wants: Wants, seq: u64) {
+        let bucket = self.bucket(tree, base);
+        sync::lock(&bucket.records).push(Record {
+            tree,
+            base,
+            wants,
+            seq,
+            woken: false,
+        });
+    }
+
+    /// Removes the record of `seq` (call with the tree's write lock held).
+    pub(crate) fn remove(&self, tree: usize, base: u64, seq: u64) {
+        let bucket = self.bucket(tree, base);
+        let mut records = sync::lock(&bucket.records);
+        if let Some(at) = records
+            .iter()
+            .position(|r| r.tree == tree && r.base == base && r.seq == seq)
+        {
+            records.swap_remove(at);
+        }
+    }
+
+    /// What is queued on the entry: (any acquirer, any record at all).
+    pub(crate) fn queued(&self, tree: usize, base: u64) -> (bool, bool) {
+        let bucket = self.bucket(tree, base);
+        let records = sync::lock(&bucket.records);
+        let mut acquirer = false;
+        let mut any = false;
+        for r in records.iter().filter(|r| r.tree == tree && r.base == base) {
+            any = true;
+            acquirer |= matches!(r.wants, Wants::Acquire(_));
+        }
+        (acquirer, any)
+    }
+
+    /// Whether an acquirer queued on the entry before `seq` conflicts with `mode`.
+    pub(crate) fn older_conflicting(&self, tree: usize, base: u64, mode: LockMode, seq: u64) -> bool {
+        let bucket = self.bucket(tree, base);
+        let records = sync::lock(&bucket.records);
+        records.iter().any(|r| {
+            r.tree == tree
+                && r.base == base
+                && r.seq < seq
+                && matches!(r.wants, Wants::Acquire(m) if !m.is_compatible(mode))
+        })
+    }
+
+    /// Marks the chosen records of the entry woken and wakes their bucket.
+    pub(crate) fn wake(&self, tree: usize, base: u64, which: Wake) {
+        let bucket = self.bucket(tree, base);
+        let mut records = sync::lock(&bucket.records);
+        let mine = |r: &Record| r.tree == tree && r.base == base;
+        let oldest = |mode: Option<LockMode>| {
+            records
+                .iter()
+                .filter(|r| mine(r))
+                .filter_map(|r| match r.wants {
+                    Wants::Acquire(m) if mode.is_none_or(|want| want == m) => Some(r.seq),
+                    _ => None,
+                })
+                .min()
+        };
+        let oldest_any = oldest(None);
+        let oldest_exclusive = oldest(Some(LockMode::Exclusive)).unwrap_or(u64::MAX);
+        let mut woke = false;
+        for r in records.iter_mut().filter(|r| mine(r)) {
+            let chosen = match (which, r.wants) {
+                (Wake::All, _) => true,
+                (Wake::Front, Wants::Watch) => true,
+                (Wake::SharedFront, Wants::Watch) => false,
+                (Wake::Front, Wants::Acquire(LockMode::Exclusive)) => Some(r.seq) == oldest_any,
+                (_, Wants::Acquire(LockMode::Shared)) => r.seq < oldest_exclusive,
+                (Wake::SharedFront, Wants::Acquire(LockMode::Exclusive)) => false,
+            };
+            if chosen && !r.woken {
+                r.woken = true;
+                woke = true;
+            }
+        }
+        if woke {
+            bucket.wake.notify_all();
+        }
+    }
+
+    /// Sleeps until the record of `seq` is woken (or gone), or until `deadline`.
+    /// Returns `false` on timeout. Call without the tree's write lock.
+    pub(crate) fn wait(&self, tree: usize, base: u64, seq: u64, deadline: Option<Instant>) -> bool {
+        let bucket = self.bucket(tree, base);
+        let mut records = sync::lock(&bucket.records);
+        loop {
+            let woken = records
+                .iter()
+                .find(|r| r.tree == tree && r.base == base && r.seq == seq)
+                .is_none_or(|r| r.woken);
+            if woken {
+                return true;
+            }
+            let (guard, timed_out) = sync::wait_until(&bucket.wake, records, deadline);
+            records = guard;
+            if timed_out {
+                return false;
+            }
+        }
+    }
+}
+
+impl fmt::Debug for WaitTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitTable")
+            .field("buckets", &self.buckets.len())
+            .field("visits", &self.visits())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The process-wide table trees use unless they were given one.
+#[cfg(not(loom))]
+pub(crate) fn global() -> &'static WaitTable {
+    static GLOBAL: std::sync::OnceLock<WaitTable> = std::sync::OnceLock::new();
+    GLOBAL.get_or_init(|| WaitTable::new(256))
+}
