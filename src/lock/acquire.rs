@@ -144,14 +144,20 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         let tree = self as *const Self as usize;
         // The key of this acquisition's record while it is in the table.
         let mut registered: Option<u64> = None;
-        // (key, index) where this acquisition last waited: others may defer to it there.
-        let mut queued: Option<(u64, u64)> = None;
+        // The key where this acquisition last waited: others may defer to it there.
+        let mut queued: Option<u64> = None;
         loop {
             let mut cursor = WriteCursor::new(self);
-            if let (Some(base), Some(seq)) = (registered.take(), c.seq) {
+            let left = registered.take();
+            if let (Some(base), Some(seq)) = (left, c.seq) {
                 table.remove(tree, base, seq);
             }
-            let (index, base, slot, word) = match claim::claim(&mut cursor, table, c) {
+            let step = claim::claim(&mut cursor, table, c);
+            if let Some(base) = left {
+                // After the walk, so that a reservation this walk took is not woken for.
+                claim::settle(&mut cursor, table, base);
+            }
+            let (index, base, slot, word) = match step {
                 Step::Done => {
                     if c.pending > 0 {
                         claim::clear_pending(&mut cursor, table, c);
@@ -159,8 +165,8 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
                     return Ok(None);
                 }
                 Step::Hit(item) => {
-                    if let Some((base, index)) = queued {
-                        claim::depart(&mut cursor, table, base, index);
+                    if let Some(base) = queued {
+                        claim::depart(&mut cursor, table, base);
                     }
                     claim::rollback(&mut cursor, table, c);
                     return Ok(Some(item));
@@ -173,7 +179,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
                 } => (index, base, slot, word),
             };
             let failure = match held::mode_at(tree, index) {
-                Some(mine) if !mine.is_compatible(c.mode) => Some(LockError::WouldDeadlock { index }),
+                Some(mine) if !mine.is_compatible(c.mode) => {
+                    Some(LockError::WouldDeadlock { index })
+                }
                 _ => match patience {
                     Patience::None => Some(LockError::WouldBlock),
                     Patience::Until(deadline) if Instant::now() >= deadline => {
@@ -183,8 +191,8 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
                 },
             };
             if let Some(error) = failure {
-                if let Some((base, index)) = queued {
-                    claim::depart(&mut cursor, table, base, index);
+                if let Some(base) = queued {
+                    claim::depart(&mut cursor, table, base);
                 }
                 claim::rollback(&mut cursor, table, c);
                 return Err(error);
@@ -196,7 +204,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             table.register(tree, base, Wants::Acquire(c.mode), seq);
             claim::mark_pending(&mut cursor, c);
             registered = Some(base);
-            queued = Some((base, index));
+            queued = Some(base);
             drop(cursor);
             let deadline = match patience {
                 Patience::Until(deadline) => Some(deadline),
@@ -205,7 +213,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             if !table.wait(tree, base, seq, deadline) {
                 let mut cursor = WriteCursor::new(self);
                 table.remove(tree, base, seq);
-                claim::depart(&mut cursor, table, base, index);
+                claim::depart(&mut cursor, table, base);
                 claim::rollback(&mut cursor, table, c);
                 return Err(LockError::TimedOut);
             }

@@ -23,6 +23,10 @@
 //! recursive Shared acquisition would otherwise wait for itself behind the queued
 //! Exclusive waiter).
 //!
+//! A reserved entry is taken whole or not at all: an acquisition that wants only part of
+//! it dissolves it (everyone queued there walks again) rather than leave reserved pieces
+//! behind that no waiter would ever come back for.
+//!
 //! # Nothing lost on failure
 //!
 //! Before an acquisition sleeps, it marks the entries it made by evicting as `pending`,
@@ -162,6 +166,12 @@ pub(crate) fn claim<T: Send + Sync + 'static, const SLOTS: usize>(
             }
             Kind::Item | Kind::Value => (LockState::single(c.mode).word(), true),
             Kind::Lock => match may_take(table, tree, c, p, base, word) {
+                Some(_) if LockState::of(word).holders == 0 && (p > base || q < end) => {
+                    // Taking part of a reserved entry would leave reserved pieces that no
+                    // waiter names: dissolve it instead (its waiters re-walk) and look again.
+                    dissolve(cursor, table, found.slot, word, base);
+                    continue;
+                }
                 Some(new) => (new.word(), false),
                 None => {
                     break Step::Blocked {
@@ -208,11 +218,32 @@ fn may_take<T>(
     }
     debug_assert!(state.holders < MAX_HOLDERS);
     Some(LockState {
-        mode: if state.holders == 0 { c.mode } else { state.mode },
+        mode: if state.holders == 0 {
+            c.mode
+        } else {
+            state.mode
+        },
         holders: state.holders + 1,
         waiters,
         pending: false,
     })
+}
+
+/// Removes the reserved entry `word` (no holders) from `slot` and wakes everyone queued
+/// on it: they walk again and find the indices free.
+fn dissolve<T: Send + Sync + 'static, const SLOTS: usize>(
+    cursor: &mut WriteCursor<'_, T, SLOTS>,
+    table: &WaitTable,
+    slot: Slot<SLOTS>,
+    word: usize,
+    base: u64,
+) {
+    debug_assert_eq!(LockState::of(word).holders, 0);
+    cursor
+        .swap(slot, word, EMPTY)
+        .expect("a reserved entry (waiters flag set) changes only under the write lock");
+    cursor.collapse();
+    table.wake(tree_key(cursor), base, Wake::All);
 }
 
 /// Writes `new` over `range` (all of it covered by `old`), block by block, evicting the
@@ -324,7 +355,10 @@ pub(crate) fn release<T: Send + Sync + 'static, const SLOTS: usize>(
 ) {
     let tree = tree_key(cursor);
     for_each_entry(cursor, first, last, |cursor, slot, block, state| {
-        debug_assert!(state.holders >= 1, "releasing an entry this guard does not hold");
+        debug_assert!(
+            state.holders >= 1,
+            "releasing an entry this guard does not hold"
+        );
         let old = state.word();
         let (new, wake) = if state.holders > 1 {
             let fewer = LockState {
@@ -395,9 +429,16 @@ pub(crate) fn publish<T: Send + Sync + 'static, const SLOTS: usize>(
 ) {
     let found = cursor.locate(index, 0);
     let state = LockState::of(found.word);
-    debug_assert_eq!((found.shift, state.mode, state.holders), (0, LockMode::Exclusive, 1));
+    debug_assert_eq!(
+        (found.shift, state.mode, state.holders),
+        (0, LockMode::Exclusive, 1)
+    );
     cursor
-        .swap(found.slot, found.word, entry::item_word(Arc::into_raw(item)))
+        .swap(
+            found.slot,
+            found.word,
+            entry::item_word(Arc::into_raw(item)),
+        )
         .expect("a leaf slot changes only under the write lock");
     if state.waiters {
         table.wake(tree_key(cursor), index, Wake::All);
@@ -461,7 +502,10 @@ pub(crate) fn rollback<T: Send + Sync + 'static, const SLOTS: usize>(
     for e in c.evicted.drain(..) {
         let slot = cursor.create(e.block);
         let state = LockState::of(cursor.word(slot));
-        debug_assert_eq!(state.holders, 1, "evicted entries are held by their claim alone");
+        debug_assert_eq!(
+            state.holders, 1,
+            "evicted entries are held by their claim alone"
+        );
         let word = match e.entry {
             crate::xarray::Entry::Item(item) => entry::item_word(Arc::into_raw(item)),
             crate::xarray::Entry::Value(value) => entry::value_word(value),
@@ -488,31 +532,41 @@ pub(crate) fn rollback<T: Send + Sync + 'static, const SLOTS: usize>(
     c.next = c.first;
 }
 
-/// A queued acquirer left for good (timed out or failed) after waiting at `index` under
-/// key `base`: wakes the others there (some may have deferred to it) and removes the
-/// entry at `index` if it is reserved with no acquirer left to take it.
+/// A queued acquirer left for good (timed out or failed) after waiting under key
+/// `base`: wakes the others there (some may have deferred to it) and [`settle`]s the key.
 pub(crate) fn depart<T: Send + Sync + 'static, const SLOTS: usize>(
     cursor: &mut WriteCursor<'_, T, SLOTS>,
     table: &WaitTable,
     base: u64,
-    index: u64,
 ) {
-    let tree = tree_key(cursor);
-    table.wake(tree, base, Wake::All);
-    let found = cursor.locate(index, 0);
+    table.wake(tree_key(cursor), base, Wake::All);
+    settle(cursor, table, base);
+}
+
+/// Called after a record under key `base` was removed (by its owner, under the write
+/// lock that also covered the owner's next walk). If the entry based at `base` is
+/// reserved: with no acquirer queued on it any more it is removed (watchers woken);
+/// otherwise the front of its queue is woken, since it may have been deferring to the
+/// record that left. Every reservation has an acquirer record and every record's owner
+/// removes it and settles, so reserved entries never outlive their waiters, and a
+/// reserved entry never strands its queue.
+pub(crate) fn settle<T: Send + Sync + 'static, const SLOTS: usize>(
+    cursor: &mut WriteCursor<'_, T, SLOTS>,
+    table: &WaitTable,
+    base: u64,
+) {
+    let found = cursor.locate(base, 0);
     if entry::kind(found.word) != Kind::Lock || LockState::of(found.word).holders != 0 {
         return;
     }
-    let (entry_base, _) = region(&found, index);
-    let (acquirers, any) = table.queued(tree, entry_base);
-    if acquirers {
+    if region(&found, base).0 != base {
         return;
     }
-    if cursor.swap(found.slot, found.word, EMPTY).is_ok() {
-        cursor.collapse();
-        if any {
-            table.wake(tree, entry_base, Wake::All);
-        }
+    let (acquirers, _) = table.queued(tree_key(cursor), base);
+    if acquirers {
+        table.wake(tree_key(cursor), base, Wake::Front);
+    } else {
+        dissolve(cursor, table, found.slot, found.word, base);
     }
 }
 

@@ -30,8 +30,15 @@ struct Held {
     mode: LockMode,
 }
 
+#[cfg(not(loom))]
 crate::sync::thread_local! {
     static HELD: RefCell<SmallVec<[Held; 8]>> = const { RefCell::new(SmallVec::new_const()) };
+}
+
+// loom's `thread_local!` takes no `const { }` initialiser.
+#[cfg(loom)]
+crate::sync::thread_local! {
+    static HELD: RefCell<SmallVec<[Held; 8]>> = RefCell::new(SmallVec::new_const());
 }
 
 /// Records that this thread now holds `first..=last` of `tree` in `mode`.
@@ -69,9 +76,11 @@ pub(crate) fn remove(tree: usize, first: u64, last: u64, mode: LockMode) {
 pub(crate) fn set_mode(tree: usize, first: u64, last: u64, from: LockMode, to: LockMode) {
     HELD.with(|held| {
         let mut held = held.borrow_mut();
-        if let Some(h) = held.iter_mut().rev().find(|h| {
-            h.tree == tree && h.first == first && h.last == last && h.mode == from
-        }) {
+        if let Some(h) = held
+            .iter_mut()
+            .rev()
+            .find(|h| h.tree == tree && h.first == first && h.last == last && h.mode == from)
+        {
             h.mode = to;
         }
     });

@@ -44,6 +44,8 @@ mod fill;
 mod guard;
 pub(crate) mod held;
 mod range_lock;
+#[cfg(test)]
+mod tests;
 pub(crate) mod wait_table;
 
 pub use crate::xarray::LockMode;

@@ -104,6 +104,18 @@ impl WaitTable {
         self.visits.load(Ordering::Relaxed)
     }
 
+    /// Every record, for debugging a hang: (tree, base, wants, seq, woken).
+    #[doc(hidden)]
+    pub fn dump(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for bucket in self.buckets.iter() {
+            for r in sync::lock(&bucket.records).iter() {
+                out.push(format!("{r:?}"));
+            }
+        }
+        out
+    }
+
     /// A fresh queue position (later than every one handed out before).
     pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
@@ -154,7 +166,13 @@ impl WaitTable {
     }
 
     /// Whether an acquirer queued on the entry before `seq` conflicts with `mode`.
-    pub(crate) fn older_conflicting(&self, tree: usize, base: u64, mode: LockMode, seq: u64) -> bool {
+    pub(crate) fn older_conflicting(
+        &self,
+        tree: usize,
+        base: u64,
+        mode: LockMode,
+        seq: u64,
+    ) -> bool {
         let bucket = self.bucket(tree, base);
         let records = sync::lock(&bucket.records);
         records.iter().any(|r| {

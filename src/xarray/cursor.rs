@@ -314,9 +314,12 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
         debug_assert!(!entry::is_node(new));
         match slot {
             Slot::Head => {
-                self.xa
-                    .head
-                    .compare_exchange(expected, new, Ordering::AcqRel, Ordering::Acquire)?;
+                self.xa.head.compare_exchange(
+                    expected,
+                    new,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )?;
             }
             Slot::In(..) => {
                 let old = self.replace(slot, new);

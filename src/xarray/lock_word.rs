@@ -109,7 +109,8 @@ mod tests {
     fn states_round_trip() {
         for mode in [LockMode::Shared, LockMode::Exclusive] {
             for holders in [0, 1, 2, 1 << 40, MAX_HOLDERS] {
-                for (waiters, pending) in [(false, false), (true, false), (false, true), (true, true)]
+                for (waiters, pending) in
+                    [(false, false), (true, false), (false, true), (true, true)]
                 {
                     let state = LockState {
                         mode,

@@ -14,9 +14,9 @@ use super::lock_word::LockState;
 use super::node::{self, Node};
 use super::read_guard::ReadGuard;
 use super::span::{self, Block};
+use crate::lock::WaitTable;
 use crate::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use crate::sync::ItemArc as Arc;
-use crate::lock::WaitTable;
 use crate::sync::Mutex;
 
 /// A concurrent radix tree mapping every `u64` index to an [`Entry`]: empty, an item
@@ -326,7 +326,10 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         Ok(())
     }
 
-    fn erase_block(cursor: &mut WriteCursor<'_, T, SLOTS>, block: Block) -> Result<Entry<T>, XaError> {
+    fn erase_block(
+        cursor: &mut WriteCursor<'_, T, SLOTS>,
+        block: Block,
+    ) -> Result<Entry<T>, XaError> {
         let locked = Err(XaError::Locked { index: block.first });
         let found = cursor.locate(block.first, block.shift);
         if found.outside || found.word == EMPTY {

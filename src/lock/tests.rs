@@ -1,0 +1,243 @@
+//! Single-threaded unit tests of the lock protocol (the ones Miri runs quickly).
+//! Concurrency is covered by `tests/loom_lock.rs`, `tests/lock_stress.rs` and the
+//! quickcheck and fuzz models.
+
+use super::*;
+use crate::sync::ItemArc as Arc;
+use crate::xarray::{Entry, Mark, XArray, XaError};
+
+fn locked(entry: Entry<u64>) -> Option<(LockMode, u64)> {
+    match entry {
+        Entry::Locked { mode, holders } => Some((mode, holders)),
+        _ => None,
+    }
+}
+
+#[test]
+fn shared_locks_count_holders_and_release_to_nothing() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    let a = xa.lock_range(0..4096, LockMode::Shared).unwrap();
+    let b = xa.lock_range(100..200, LockMode::Shared).unwrap();
+    for (i, holders) in [
+        (0, 1),
+        (99, 1),
+        (100, 2),
+        (150, 2),
+        (199, 2),
+        (200, 1),
+        (4095, 1),
+    ] {
+        assert_eq!(
+            locked(xa.get(i)),
+            Some((LockMode::Shared, holders)),
+            "index {i}"
+        );
+    }
+    assert_eq!(locked(xa.get(4096)), None);
+    drop(a);
+    assert_eq!(locked(xa.get(0)), None);
+    assert_eq!(locked(xa.get(150)), Some((LockMode::Shared, 1)));
+    drop(b);
+    assert!(xa.is_empty());
+    assert_eq!(xa.node_count(), 0);
+    xa.check_invariants();
+}
+
+#[test]
+fn conflicts_are_refused_and_change_nothing() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    xa.store(3, Arc::new(3)).unwrap();
+    let x = xa.lock_range(10..=20, LockMode::Exclusive).unwrap();
+    // This thread holds 10..=20: a conflicting try is a would-deadlock, at the first
+    // conflicting index, and the item it had evicted on the way is back.
+    assert_eq!(
+        xa.try_lock_range(0..=10, LockMode::Shared).unwrap_err(),
+        LockError::WouldDeadlock { index: 10 }
+    );
+    assert_eq!(xa.load(3).as_deref(), Some(&3));
+    let detached = x.detach();
+    assert_eq!(
+        xa.try_lock_range(20..30, LockMode::Shared).unwrap_err(),
+        LockError::WouldBlock
+    );
+    drop(detached);
+    let s = xa.try_lock_range(0..=10, LockMode::Shared).unwrap();
+    assert_eq!(s.evicted().len(), 1);
+    drop(s);
+    assert!(xa.is_empty());
+}
+
+#[test]
+fn eviction_hands_over_items_values_and_marks() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    xa.store(5, Arc::new(50)).unwrap();
+    xa.set_mark(5, Mark::M1);
+    xa.store_range(16..32, 7).unwrap();
+    let mut g = xa.lock_range(0..24, LockMode::Exclusive).unwrap();
+    let evicted = g.take_evicted();
+    assert_eq!(evicted[0].range(), 5..=5);
+    assert_eq!(evicted[0].entry().item().map(|i| **i), Some(50));
+    assert!(evicted[0].is_marked(Mark::M1) && !evicted[0].is_marked(Mark::M0));
+    let values: u64 = evicted[1..]
+        .iter()
+        .map(|e| {
+            assert_eq!(e.entry().value(), Some(7));
+            e.range().end() - e.range().start() + 1
+        })
+        .sum();
+    assert_eq!(values, 8, "the value's indices 16..24 are evicted, no more");
+    assert_eq!(xa.get(24).value(), Some(7));
+    assert!(!xa.get_mark(5, Mark::M1));
+    drop(g);
+    assert!(xa.get(5).is_empty() && xa.get(16).is_empty());
+    xa.check_invariants();
+}
+
+#[test]
+fn plain_writes_refuse_locked_indices() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    xa.store(9, Arc::new(9)).unwrap();
+    let g = xa.lock_range(4..8, LockMode::Shared).unwrap();
+    let refused = xa.store(5, Arc::new(1)).unwrap_err();
+    assert_eq!(refused.error, XaError::Locked { index: 5 });
+    assert_eq!(*refused.item, 1);
+    assert_eq!(
+        xa.store_value(7, 1).unwrap_err(),
+        XaError::Locked { index: 7 }
+    );
+    assert_eq!(xa.erase(4).unwrap_err(), XaError::Locked { index: 4 });
+    assert_eq!(
+        xa.erase_range(0..100).unwrap_err(),
+        XaError::Locked { index: 4 }
+    );
+    assert_eq!(
+        xa.store_range(6..=9, 1).unwrap_err(),
+        XaError::Locked { index: 6 }
+    );
+    assert_eq!(
+        xa.load(9).as_deref(),
+        Some(&9),
+        "refused range writes change nothing"
+    );
+    assert!(!xa.set_mark(5, Mark::M0));
+    xa.clear();
+    assert_eq!(
+        locked(xa.get(6)),
+        Some((LockMode::Shared, 1)),
+        "clear keeps locks"
+    );
+    assert!(xa.get(9).is_empty());
+    drop(g);
+    assert!(xa.is_empty());
+}
+
+#[test]
+fn whole_range_fast_path_and_slow_paths_agree() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    let a = xa.lock_range(.., LockMode::Shared).unwrap();
+    let b = xa.lock_range(.., LockMode::Shared).unwrap();
+    let c = xa.lock_range(5..=5, LockMode::Shared).unwrap();
+    assert_eq!(locked(xa.get(u64::MAX)), Some((LockMode::Shared, 2)));
+    assert_eq!(locked(xa.get(5)), Some((LockMode::Shared, 3)));
+    drop(a);
+    drop(c);
+    assert_eq!(locked(xa.get(5)), Some((LockMode::Shared, 1)));
+    drop(b);
+    assert!(xa.is_empty());
+    let mut x = xa.lock_range(.., LockMode::Exclusive).unwrap();
+    assert_eq!(
+        xa.try_lock_range(7..9, LockMode::Shared).unwrap_err(),
+        LockError::WouldDeadlock { index: 7 }
+    );
+    x.downgrade();
+    assert_eq!(x.mode(), LockMode::Shared);
+    let y = xa.try_lock_range(7..9, LockMode::Shared).unwrap();
+    drop((x, y));
+    assert!(xa.is_empty());
+}
+
+#[test]
+fn boundaries_and_invalid_ranges() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    #[allow(clippy::reversed_empty_ranges)]
+    let inverted = xa.lock_range(9..3, LockMode::Shared).unwrap_err();
+    assert!(matches!(inverted, LockError::InvalidRange { .. }));
+    assert!(matches!(
+        xa.lock_range(5..5, LockMode::Shared).unwrap_err(),
+        LockError::InvalidRange { .. }
+    ));
+    let top = xa.lock_range(u64::MAX.., LockMode::Exclusive).unwrap();
+    let low = xa.lock_range(..=0, LockMode::Exclusive).unwrap();
+    let mid = xa.lock_range(1..u64::MAX, LockMode::Exclusive).unwrap();
+    assert_eq!(top.range(), u64::MAX..=u64::MAX);
+    assert_eq!(mid.range(), 1..=u64::MAX - 1);
+    drop((top, low, mid));
+    assert!(xa.is_empty());
+    xa.check_invariants();
+}
+
+#[test]
+fn publish_fills_one_index_and_refuses_others() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    let g = xa.lock_range(12..=12, LockMode::Exclusive).unwrap();
+    g.publish(Arc::new(120)).unwrap();
+    assert_eq!(xa.load(12).as_deref(), Some(&120));
+    let wide = xa.lock_range(20..22, LockMode::Exclusive).unwrap();
+    assert_eq!(*wide.publish(Arc::new(1)).unwrap_err().item, 1);
+    assert!(
+        xa.get(20).is_empty(),
+        "a refused publish releases the guard"
+    );
+    let filled = xa
+        .get_or_fill(30, |i| Ok::<_, ()>(Arc::new(i * 10)))
+        .unwrap();
+    assert_eq!(*filled, 300);
+    assert_eq!(xa.get_or_fill(30, |_| Err(())).map(|p| *p), Ok(300));
+    assert_eq!(
+        xa.get_or_fill(31, |_| Err::<Arc<u64>, _>("io error"))
+            .unwrap_err(),
+        FillError::Fill("io error")
+    );
+    assert!(xa.get(31).is_empty(), "a failed fill releases the index");
+    assert_eq!(xa.load_wait(30).unwrap().item().map(|p| **p), Some(300));
+    let held = xa.lock_range(40..=40, LockMode::Shared).unwrap();
+    assert_eq!(
+        xa.load_wait(40).unwrap_err(),
+        LockError::WouldDeadlock { index: 40 }
+    );
+    assert!(matches!(
+        xa.get_or_fill(40, |_| Ok::<_, ()>(Arc::new(0)))
+            .unwrap_err(),
+        FillError::Lock(LockError::WouldDeadlock { index: 40 })
+    ));
+    drop(held);
+    assert_eq!(xa.len(), 2);
+}
+
+#[test]
+fn uncontended_locks_never_visit_the_wait_table() {
+    let table = Arc::new(WaitTable::new(8));
+    let xa: XArray<u64, 4> = XArray::with_slots().with_wait_table(Arc::clone(&table));
+    for i in 0..200u64 {
+        drop(xa.lock_range(i..=i, LockMode::Exclusive).unwrap());
+        drop(
+            xa.lock_range(i * 1000..i * 5000 + 1, LockMode::Shared)
+                .unwrap(),
+        );
+        drop(xa.lock_range(.., LockMode::Exclusive).unwrap());
+    }
+    assert_eq!(table.visits(), 0);
+    assert!(xa.is_empty());
+}
+
+#[test]
+fn range_lock_is_the_same_protocol() {
+    let lock = RangeLock::new();
+    let a = lock.lock(0..100, LockMode::Shared).unwrap();
+    let b = lock.try_lock(50..150, LockMode::Shared).unwrap();
+    assert_eq!(lock.holders(75), Some((LockMode::Shared, 2)));
+    assert_eq!(lock.holders(125), Some((LockMode::Shared, 1)));
+    assert!(lock.try_lock(0..1, LockMode::Exclusive).is_err());
+    drop((a, b));
+    assert!(lock.is_unlocked());
+}
