@@ -32,14 +32,16 @@
 //!
 //! ## Layers
 //!
-//! `sync` (std or loom primitives) <- [`xarray`] (the tree). The range-lock and
-//! page-cache layers build on the tree; see `DESIGN` notes in the repository.
+//! `sync` (std or loom primitives) <- [`xarray`] (the tree, including the lock entries'
+//! encoding) <- [`lock`] (range locks made of lock entries: acquisition, waiting,
+//! fairness, deadlock detection). The page-cache layer builds on them.
 //!
 //! ## Verification
 //!
-//! Unit and conformance tests, quickcheck against a `BTreeMap` model, loom models of the
-//! reader/writer races (`ci/loom.sh`), Miri with tree borrows (`ci/miri.sh`) and a
-//! cargo-fuzz target whose corpus replays under `cargo test`.
+//! Unit and conformance tests, quickcheck against interval models of the tree and of the
+//! range locks, loom models of the reader/writer races and of the lock protocol
+//! (`ci/loom.sh`), Miri with tree borrows (`ci/miri.sh`), stress tests with oracles, and
+//! cargo-fuzz targets whose corpora replay under `cargo test`.
 
 #![deny(
     unsafe_op_in_unsafe_fn,

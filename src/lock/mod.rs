@@ -8,8 +8,8 @@
 //!
 //! # The protocol in one page
 //!
-//! * **Acquire** ([`XArray::lock_range`]): under the tree's write lock, walk the range in
-//!   ascending order ([`claim`]): empty regions get fresh entries (O(levels x SLOTS) for
+//! * **Acquire** ([`XArray::lock_range`](crate::XArray::lock_range)): under the tree's write lock, walk the range in
+//!   ascending order (`claim.rs`): empty regions get fresh entries (O(levels x SLOTS) for
 //!   any length), items and values are evicted into the guard, compatible lock entries
 //!   are split to the range and their holder count raised. At the first entry that may
 //!   not be taken, set its `waiters` flag, queue a record in the wait table, drop the
@@ -21,12 +21,12 @@
 //!   the range; an entry whose last holder leaves is removed, or kept *reserved* while
 //!   acquirers are queued on it, and the front of its queue is woken. Entries without
 //!   the `waiters` flag never touch the wait table.
-//! * **Wait** ([`wait_table`]): register, re-check, sleep, all ordered by the write lock:
+//! * **Wait** (`wait_table.rs`): register, re-check, sleep, all ordered by the write lock:
 //!   no lost wake-ups. Waking picks only the waiters that can now run.
-//! * **Fairness** ([`claim`]): a contended entry goes to the oldest conflicting waiter
+//! * **Fairness** (`claim.rs`): a contended entry goes to the oldest conflicting waiter
 //!   first; newcomers queue behind every waiter they conflict with. A thread that holds
 //!   the index Shared may join Shared holders regardless (the recursive-read trap).
-//! * **Deadlock detection** ([`held`]): a thread about to sleep on an index that it
+//! * **Deadlock detection** (`held.rs`): a thread about to sleep on an index that it
 //!   holds itself in a conflicting mode gets [`LockError::WouldDeadlock`].
 //!
 //! # Several ranges
