@@ -1,10 +1,10 @@
 //! # rangelock
 //!
 //! An XArray-style concurrent radix tree whose slots hold pages (items), shadow entries
-//! (values) and, next, *lock entries*, so that range locks over a file's page index live
-//! in the same tree as its pages.
+//! (values) and *lock entries*, so that range locks over a file's page index live in the
+//! same tree as its pages.
 //!
-//! This release provides the tree itself, [`XArray`]:
+//! The tree, [`XArray`]:
 //!
 //! * all of `u64` as index space, 64 slots per node, height that follows the largest
 //!   index in use;
@@ -17,6 +17,13 @@
 //! * multi-index entries: a value stored over `2^40` indices costs a handful of slots;
 //! * three [`Mark`]s per entry, propagated up the tree ([`XArray::iter_marked`],
 //!   O(1) [`XArray::any_marked`]).
+//!
+//! The range locks ([`lock`]): [`XArray::lock_range`] and friends claim a range in
+//! [`LockMode::Shared`] or [`LockMode::Exclusive`], evicting cached items into the
+//! [`RangeGuard`]; Shared holders of one index are counted in its entry; a fault
+//! ([`XArray::get_or_fill`]) waits only if its own index is locked; waiting is fair and
+//! self-deadlock is reported ([`LockError::WouldDeadlock`]). [`RangeLock`] is the same
+//! lock for any `u64` space.
 //!
 //! ```
 //! use rangelock::{Entry, XArray};

@@ -185,6 +185,8 @@ fn expect(seen: EntryRef<'_, Page>, index: u64, allowed: &[Expected]) -> String 
             page.check(index);
             allowed.contains(&Expected::Page)
         }
+        // These models never lock a range.
+        EntryRef::Locked { .. } => false,
     };
     assert!(
         ok,
@@ -193,12 +195,14 @@ fn expect(seen: EntryRef<'_, Page>, index: u64, allowed: &[Expected]) -> String 
             EntryRef::Empty => "empty".to_string(),
             EntryRef::Value(v) => format!("value {v}"),
             EntryRef::Item(_) => "a page".to_string(),
+            EntryRef::Locked { .. } => "a lock entry".to_string(),
         }
     );
     match seen {
         EntryRef::Empty => format!("{index}: empty"),
         EntryRef::Value(v) => format!("{index}: value {v}"),
         EntryRef::Item(_) => format!("{index}: page"),
+        EntryRef::Locked { .. } => format!("{index}: locked"),
     }
 }
 
