@@ -65,6 +65,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     ///
     /// [`Entry::Locked`]: crate::Entry::Locked
     /// [`XaError::Locked`]: crate::XaError::Locked
+    #[inline]
     pub fn lock_range(
         &self,
         range: impl RangeBounds<u64>,
@@ -75,6 +76,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
 
     /// Like [`lock_range`](Self::lock_range), but fails with [`LockError::WouldBlock`]
     /// instead of waiting (also when it would have to queue behind a waiter).
+    #[inline]
     pub fn try_lock_range(
         &self,
         range: impl RangeBounds<u64>,
@@ -109,6 +111,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         }
     }
 
+    #[inline]
     fn acquire(
         &self,
         range: Inclusive,
@@ -126,6 +129,16 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
                 return Ok(RangeGuard::new(self, 0, u64::MAX, mode, Vec::new()));
             }
         }
+        self.acquire_slow(range, mode, patience)
+    }
+
+    #[inline(never)]
+    fn acquire_slow(
+        &self,
+        range: Inclusive,
+        mode: LockMode,
+        patience: Patience,
+    ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
         let mut c = Claim::new(range, mode, false);
         match self.run_claim(&mut c, patience)? {
             None => Ok(RangeGuard::new(self, c.first, c.last, mode, c.evicted)),

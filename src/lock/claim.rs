@@ -135,8 +135,11 @@ fn flush_splits<T: Send + Sync + 'static, const SLOTS: usize>(
     cursor: &mut WriteCursor<'_, T, SLOTS>,
     table: &WaitTable,
 ) {
+    if cursor.split_waiting.is_empty() {
+        return;
+    }
     let tree = tree_key(cursor);
-    let split: SmallVec<[u64; 2]> = cursor.split_waiting.drain(..).collect();
+    let split: SmallVec<[u64; 2]> = core::mem::take(&mut cursor.split_waiting);
     for base in split {
         table.wake(tree, base, Wake::All);
     }

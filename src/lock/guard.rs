@@ -34,6 +34,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
 
     /// Gives the range back: one compare-exchange for a sole whole-range holder of the
     /// head, else a walk under the write lock.
+    #[inline]
     fn release(&self) {
         if self.is_whole() {
             let mine = LockState::single(self.mode).word();
@@ -46,6 +47,11 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
                 return;
             }
         }
+        self.release_slow();
+    }
+
+    #[inline(never)]
+    fn release_slow(&self) {
         let mut cursor = WriteCursor::new(self.xa);
         claim::release(&mut cursor, self.xa.wait_table(), self.first, self.last);
     }
@@ -103,6 +109,7 @@ pub struct RangeGuard<'a, T: Send + Sync + 'static, const SLOTS: usize = 64> {
 
 impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> {
     /// A guard for a range just granted to this thread.
+    #[inline]
     pub(crate) fn new(
         xa: &'a XArray<T, SLOTS>,
         first: u64,
@@ -128,6 +135,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
     }
 
     /// Takes the guard out of this thread's held list (it is being consumed).
+    #[inline]
     fn take(&mut self) -> Held<'a, T, SLOTS> {
         let h = self.held.take().expect("a live guard");
         held::remove(h.tree(), h.first, h.last, h.mode);
@@ -190,6 +198,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
 }
 
 impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for RangeGuard<'_, T, SLOTS> {
+    #[inline]
     fn drop(&mut self) {
         if self.held.is_some() {
             self.take().release();
