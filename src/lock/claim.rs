@@ -164,7 +164,8 @@ pub(crate) fn claim<T: Send + Sync + 'static, const SLOTS: usize>(
         let (new, evict) = match entry::kind(word) {
             Kind::Empty => (LockState::single(c.mode).word(), false),
             Kind::Item if c.keep_items => {
-                // SAFETY: an item word read under the cursor's guard and lock.
+                // SAFETY: an item word read under the write lock: the item is reachable,
+                // so the tree's own reference keeps it alive.
                 break Step::Hit(unsafe { clone_item(word) });
             }
             Kind::Item | Kind::Value => (LockState::single(c.mode).word(), true),
@@ -579,7 +580,8 @@ pub(crate) fn entry_at<T: Send + Sync + 'static, const SLOTS: usize>(
     index: u64,
 ) -> (Located<SLOTS>, crate::xarray::Entry<T>) {
     let found = cursor.locate(index, 0);
-    // SAFETY: the word was read under the cursor's guard (and lock).
+    // SAFETY: the word was read under the write lock, so an item it names is still
+    // reachable and the tree's own reference keeps it alive.
     let entry = unsafe { decode_owned(found.word) };
     (found, entry)
 }

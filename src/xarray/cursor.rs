@@ -68,8 +68,15 @@ pub(crate) struct Located<const SLOTS: usize> {
 /// Holds the write lock and the path to the current slot.
 pub(crate) struct WriteCursor<'a, T: Send + Sync + 'static, const SLOTS: usize> {
     xa: &'a XArray<T, SLOTS>,
-    _lock: MutexGuard<'a, ()>,
-    pub(crate) guard: Guard,
+    /// `None` only while the cursor is being dropped (the lock is released before the
+    /// unlinked memory is retired).
+    lock: Option<MutexGuard<'a, ()>>,
+    /// A pin taken before the lock, for writes that also read through `walk` functions;
+    /// most writes need none (see [`Self::new`]).
+    pub(crate) guard: Option<Guard>,
+    /// Words unlinked by this write, retired (through the epoch) once the lock is
+    /// released: (word, whole subtree?).
+    unlinked: SmallVec<[(usize, bool); 4]>,
     /// (node, offset in node) from the root down to the current slot's node.
     path: SmallVec<[(*const Node<SLOTS>, usize); 12]>,
     /// Base indices of lock entries with the waiters flag that [`Self::create`] split:
@@ -78,19 +85,42 @@ pub(crate) struct WriteCursor<'a, T: Send + Sync + 'static, const SLOTS: usize> 
 }
 
 impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS> {
+    /// Takes the write lock without pinning the epoch.
+    ///
+    /// A writer needs no pin for its own walk: under the lock, every node reachable from
+    /// the head is live (only writers unlink, and unlinked memory is freed only after it
+    /// is retired). What this write unlinks is retired when the cursor drops, *after* the
+    /// lock is released and only then pinned: pinning may run deferred frees, which drop
+    /// items and so run the user's `Drop for T`, which must never happen under the write
+    /// lock (a `Drop` that touched this tree would deadlock). Retiring after the unlink is
+    /// as safe as retiring at once: a reader that saw the memory is pinned in an epoch no
+    /// later than ours, so the free waits for it either way.
     pub(crate) fn new(xa: &'a XArray<T, SLOTS>) -> Self {
-        // Pin before locking: pinning may run deferred frees, which drop items and so
-        // run the user's `Drop for T`; that must never happen under the write lock
-        // (a `Drop` that touched this tree would deadlock).
+        Self::build(xa, None)
+    }
+
+    /// Pins (before locking, for the reason in [`Self::new`]), then takes the write lock:
+    /// for writes that also read through the lock-free `walk` functions.
+    pub(crate) fn new_pinned(xa: &'a XArray<T, SLOTS>) -> Self {
         let guard = xa.pin();
+        Self::build(xa, Some(guard))
+    }
+
+    fn build(xa: &'a XArray<T, SLOTS>, guard: Option<Guard>) -> Self {
         let lock = sync::lock(&xa.write_lock);
         WriteCursor {
             xa,
-            _lock: lock,
+            lock: Some(lock),
             guard,
+            unlinked: SmallVec::new(),
             path: SmallVec::new(),
             split_waiting: SmallVec::new(),
         }
+    }
+
+    /// The pin of a cursor made by [`Self::new_pinned`].
+    pub(crate) fn pinned(&self) -> &Guard {
+        self.guard.as_ref().expect("a cursor made by new_pinned")
     }
 
     /// The tree this cursor writes.
@@ -372,14 +402,14 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
                     crate::sync::ItemArc::increment_strong_count(ptr);
                     crate::sync::ItemArc::from_raw(ptr)
                 };
-                node::retire_subtree::<T, SLOTS>(&self.guard, old);
+                self.unlinked.push((old, true));
                 super::Entry::Item(item)
             }
             Kind::Node => {
                 let (nodes, items) = Self::census(old);
                 self.xa.nodes.fetch_sub(nodes, Ordering::Relaxed);
                 self.xa.items.fetch_sub(items, Ordering::Relaxed);
-                node::retire_subtree::<T, SLOTS>(&self.guard, old);
+                self.unlinked.push((old, true));
                 super::Entry::Empty
             }
         }
@@ -467,7 +497,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
             };
             debug_assert_eq!(old, entry::node_word(node));
             self.xa.nodes.fetch_sub(1, Ordering::Relaxed);
-            node::retire_node::<T, SLOTS>(&self.guard, old);
+            self.unlinked.push((old, false));
         }
     }
 
@@ -495,16 +525,35 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
             // still leads to the live child), so a reader inside it keeps walking.
             self.xa.head.store(child, Ordering::Release);
             self.xa.nodes.fetch_sub(1, Ordering::Relaxed);
-            node::retire_node::<T, SLOTS>(&self.guard, head);
+            self.unlinked.push((head, false));
             self.path.clear();
         }
     }
 }
 
 impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for WriteCursor<'_, T, SLOTS> {
-    /// Ends every write with invariant 5 restored, still under the write lock (the lock
-    /// guard is a field, dropped after this runs).
+    /// Ends every write with invariant 5 restored, still under the write lock; then
+    /// releases the lock and retires what the write unlinked (see [`Self::new`]).
     fn drop(&mut self) {
         self.shrink();
+        drop(self.lock.take());
+        if self.unlinked.is_empty() {
+            return;
+        }
+        let pinned;
+        let guard = match &self.guard {
+            Some(guard) => guard,
+            None => {
+                pinned = self.xa.pin();
+                &pinned
+            }
+        };
+        for &(word, whole) in &self.unlinked {
+            if whole {
+                node::retire_subtree::<T, SLOTS>(guard, word);
+            } else {
+                node::retire_node::<T, SLOTS>(guard, word);
+            }
+        }
     }
 }

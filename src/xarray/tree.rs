@@ -261,7 +261,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     pub fn store_range(&self, range: impl RangeBounds<u64>, value: u64) -> Result<(), XaError> {
         let range = span::checked(&range)?;
         let word = checked_value(value)?;
-        let mut cursor = WriteCursor::new(self);
+        let mut cursor = WriteCursor::new_pinned(self);
         self.refuse_locked(&cursor, range)?;
         for block in span::blocks::<SLOTS>(range) {
             let slot = cursor.create(block);
@@ -287,7 +287,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         range: span::Inclusive,
     ) -> Result<(), XaError> {
         let mut from = range.first;
-        while let Some(found) = self.find_word(&cursor.guard, from, range.last, None) {
+        while let Some(found) = self.find_word(cursor.pinned(), from, range.last, None) {
             let first = found.block.first.max(from);
             if entry::kind(found.word) == Kind::Lock {
                 return Err(XaError::Locked { index: first });
@@ -318,7 +318,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// index of the range is locked, nothing is erased ([`XaError::Locked`]).
     pub fn erase_range(&self, range: impl RangeBounds<u64>) -> Result<(), XaError> {
         let range = span::checked(&range)?;
-        let mut cursor = WriteCursor::new(self);
+        let mut cursor = WriteCursor::new_pinned(self);
         self.refuse_locked(&cursor, range)?;
         for block in span::blocks::<SLOTS>(range) {
             Self::erase_block(&mut cursor, block)?;
@@ -392,7 +392,8 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             _ => false,
         };
         let mismatch = |word: usize, new: Entry<T>| {
-            // SAFETY: the word was read under the cursor's guard (and lock).
+            // SAFETY: the word was read under the write lock, so an item it names is still
+            // reachable and the tree's own reference keeps it alive.
             let current = unsafe { decode_owned(word) };
             Err(CompareExchangeError::Mismatch { current, new })
         };
@@ -458,7 +459,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// Empties every index that is not locked, releasing every item and node through
     /// the epoch. Lock entries stay (their guards still own them).
     pub fn clear(&self) {
-        let mut cursor = WriteCursor::new(self);
+        let mut cursor = WriteCursor::new_pinned(self);
         let everything = span::Inclusive {
             first: 0,
             last: u64::MAX,
@@ -477,7 +478,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             return;
         }
         let mut from = 0;
-        while let Some(found) = self.find_word(&cursor.guard, from, u64::MAX, None) {
+        while let Some(found) = self.find_word(cursor.pinned(), from, u64::MAX, None) {
             if entry::kind(found.word) != Kind::Lock {
                 Self::erase_block(&mut cursor, found.block)
                     .expect("the entry found under the write lock is not a lock entry");
