@@ -188,7 +188,9 @@ pub(crate) fn claim<T: Send + Sync + 'static, const SLOTS: usize>(
             },
             Kind::Node => unreachable!("a lookup stops at a non-node word"),
         };
-        write_region(cursor, c, Inclusive { first: p, last: q }, word, new, evict);
+        // The region is exactly the slot found: write it in place (no second walk).
+        let exact = (!found.outside && p == base && q == end).then_some(found.slot);
+        write_region(cursor, c, Inclusive { first: p, last: q }, exact, word, new, evict);
     };
     flush_splits(cursor, table);
     step
@@ -251,19 +253,24 @@ fn dissolve<T: Send + Sync + 'static, const SLOTS: usize>(
 }
 
 /// Writes `new` over `range` (all of it covered by `old`), block by block, evicting the
-/// old entry into `c` if `evict`. Advances `c.next` past every block written; stops early
-/// (leaving the rest to the next round of [`claim`]) if a block no longer holds `old`,
-/// which only the lock fast path can cause, on an empty or singly-locked head.
+/// old entry into `c` if `evict`. `exact` is the slot just located when `range` is
+/// exactly its span. Advances `c.next` past every block written; stops early (leaving
+/// the rest to the next round of [`claim`]) if a block no longer holds `old`, which only
+/// the lock fast path can cause, on an empty or singly-locked head.
 fn write_region<T: Send + Sync + 'static, const SLOTS: usize>(
     cursor: &mut WriteCursor<'_, T, SLOTS>,
     c: &mut Claim<T>,
     range: Inclusive,
+    exact: Option<Slot<SLOTS>>,
     old: usize,
     new: usize,
     evict: bool,
 ) {
     for block in span::blocks::<SLOTS>(range) {
-        let slot = cursor.create(block);
+        let slot = match exact {
+            Some(slot) => slot,
+            None => cursor.create(block),
+        };
         if cursor.word(slot) != old {
             return;
         }
@@ -331,11 +338,15 @@ fn for_each_entry<T: Send + Sync + 'static, const SLOTS: usize>(
     let mut p = first;
     loop {
         let found = cursor.locate(p, 0);
-        let (_, end) = region(&found, p);
+        let (base, end) = region(&found, p);
         let q = end.min(last);
         if entry::kind(found.word) == Kind::Lock {
+            let exact = (p == base && q == end).then_some(found.slot);
             for block in span::blocks::<SLOTS>(Inclusive { first: p, last: q }) {
-                let slot = cursor.create(block);
+                let slot = match exact {
+                    Some(slot) => slot,
+                    None => cursor.create(block),
+                };
                 let word = cursor.word(slot);
                 debug_assert_eq!(entry::kind(word), Kind::Lock);
                 f(cursor, slot, block, LockState::of(word));
