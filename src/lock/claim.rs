@@ -190,7 +190,15 @@ pub(crate) fn claim<T: Send + Sync + 'static, const SLOTS: usize>(
         };
         // The region is exactly the slot found: write it in place (no second walk).
         let exact = (!found.outside && p == base && q == end).then_some(found.slot);
-        write_region(cursor, c, Inclusive { first: p, last: q }, exact, word, new, evict);
+        write_region(
+            cursor,
+            c,
+            Inclusive { first: p, last: q },
+            exact,
+            word,
+            new,
+            evict,
+        );
     };
     flush_splits(cursor, table);
     step
