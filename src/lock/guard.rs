@@ -28,6 +28,10 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
         self.xa as *const XArray<T, SLOTS> as usize
     }
 
+    fn range(&self) -> RangeInclusive<u64> {
+        self.first..=self.last
+    }
+
     fn is_whole(&self) -> bool {
         self.first == 0 && self.last == u64::MAX
     }
@@ -144,7 +148,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
 
     /// The locked indices.
     pub fn range(&self) -> RangeInclusive<u64> {
-        self.held().first..=self.held().last
+        self.held().range()
     }
 
     /// The mode the range is held in.
@@ -159,7 +163,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
 
     /// Takes the evicted entries (to write dirty pages back, say).
     pub fn take_evicted(&mut self) -> Vec<Evicted<T>> {
-        core::mem::take(&mut self.held.as_mut().expect("a live guard").evicted)
+        take_evicted(&mut self.held)
     }
 
     /// Turns an Exclusive guard into a Shared one without letting go of the range, and
@@ -228,25 +232,32 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'_, T, SLOTS> {
         self.held.as_ref().expect("a live guard")
     }
 
-    /// The locked indices.
+    /// The locked indices, the mode and the evicted entries, as for [`RangeGuard`].
     pub fn range(&self) -> RangeInclusive<u64> {
-        self.held().first..=self.held().last
+        self.held().range()
     }
 
-    /// The mode the range is held in.
+    /// See [`RangeGuard::mode`].
     pub fn mode(&self) -> LockMode {
         self.held().mode
     }
 
-    /// The items and values the acquisition removed from the range.
+    /// See [`RangeGuard::evicted`].
     pub fn evicted(&self) -> &[Evicted<T>] {
         &self.held().evicted
     }
 
-    /// Takes the evicted entries.
+    /// See [`RangeGuard::take_evicted`].
     pub fn take_evicted(&mut self) -> Vec<Evicted<T>> {
-        core::mem::take(&mut self.held.as_mut().expect("a live guard").evicted)
+        take_evicted(&mut self.held)
     }
+}
+
+/// Takes the evicted entries out of a live guard's state.
+fn take_evicted<T: Send + Sync + 'static, const SLOTS: usize>(
+    held: &mut Option<Held<'_, T, SLOTS>>,
+) -> Vec<Evicted<T>> {
+    core::mem::take(&mut held.as_mut().expect("a live guard").evicted)
 }
 
 impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for DetachedGuard<'_, T, SLOTS> {
