@@ -75,7 +75,8 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     }
 
     /// Like [`lock_range`](Self::lock_range), but fails with [`LockError::WouldBlock`]
-    /// instead of waiting (also when it would have to queue behind a waiter).
+    /// instead of waiting (also when it would have to queue behind a waiter), or with
+    /// [`LockError::WouldDeadlock`] when the conflicting holder is this thread.
     #[inline]
     pub fn try_lock_range(
         &self,

@@ -521,8 +521,26 @@ pub(crate) fn rollback<T: Send + Sync + 'static, const SLOTS: usize>(
     table: &WaitTable,
     c: &mut Claim<T>,
 ) {
+    restore(cursor, table, c.evicted.drain(..));
+    c.pending = 0;
+    if c.claimed_any() {
+        let last = c.claimed_last();
+        release(cursor, table, c.first, last);
+    }
+    c.done = false;
+    c.next = c.first;
+}
+
+/// Puts evicted entries back in place of the lock entries that replaced them (which
+/// their claim holds alone: made by eviction, and pending if it ever slept), with their
+/// marks, and wakes everybody waiting there.
+pub(crate) fn restore<T: Send + Sync + 'static, const SLOTS: usize>(
+    cursor: &mut WriteCursor<'_, T, SLOTS>,
+    table: &WaitTable,
+    evicted: impl IntoIterator<Item = Evicted<T>>,
+) {
     let tree = tree_key(cursor);
-    for e in c.evicted.drain(..) {
+    for e in evicted {
         let slot = cursor.create(e.block);
         let state = LockState::of(cursor.word(slot));
         debug_assert_eq!(
@@ -546,13 +564,6 @@ pub(crate) fn rollback<T: Send + Sync + 'static, const SLOTS: usize>(
             table.wake(tree, e.block.first, Wake::All);
         }
     }
-    c.pending = 0;
-    if c.claimed_any() {
-        let last = c.claimed_last();
-        release(cursor, table, c.first, last);
-    }
-    c.done = false;
-    c.next = c.first;
 }
 
 /// A queued acquirer left for good (timed out or failed) after waiting under key
@@ -567,27 +578,34 @@ pub(crate) fn depart<T: Send + Sync + 'static, const SLOTS: usize>(
 }
 
 /// Called after a record under key `base` was removed (by its owner, under the write
-/// lock that also covered the owner's next walk). If the entry based at `base` is
-/// reserved: with no acquirer queued on it any more it is removed (watchers woken);
-/// otherwise the front of its queue is woken, since it may have been deferring to the
-/// record that left. Every reservation has an acquirer record and every record's owner
-/// removes it and settles, so reserved entries never outlive their waiters, and a
-/// reserved entry never strands its queue.
+/// lock that also covered the owner's next walk): waiters there may have been deferring
+/// to the record that left. If the entry based at `base` is reserved: with no acquirer
+/// queued on it any more it is removed (watchers woken), otherwise the front of its
+/// queue is woken. If it is held Shared, the Shared acquirers at the front of its queue
+/// are woken (they may join now). Every reservation has an acquirer record and every
+/// record's owner removes it and settles, so reserved entries never outlive their
+/// waiters, and no queue is stranded behind a record that moved on.
 pub(crate) fn settle<T: Send + Sync + 'static, const SLOTS: usize>(
     cursor: &mut WriteCursor<'_, T, SLOTS>,
     table: &WaitTable,
     base: u64,
 ) {
     let found = cursor.locate(base, 0);
-    if entry::kind(found.word) != Kind::Lock || LockState::of(found.word).holders != 0 {
+    if entry::kind(found.word) != Kind::Lock || region(&found, base).0 != base {
         return;
     }
-    if region(&found, base).0 != base {
+    let tree = tree_key(cursor);
+    let state = LockState::of(found.word);
+    if state.holders > 0 {
+        // Held: Shared acquirers queued behind the record that left may join now.
+        if state.mode == LockMode::Shared && !state.pending && state.waiters {
+            table.wake(tree, base, Wake::SharedFront);
+        }
         return;
     }
-    let (acquirers, _) = table.queued(tree_key(cursor), base);
+    let (acquirers, _) = table.queued(tree, base);
     if acquirers {
-        table.wake(tree_key(cursor), base, Wake::Front);
+        table.wake(tree, base, Wake::Front);
     } else {
         dissolve(cursor, table, found.slot, found.word, base);
     }

@@ -19,8 +19,10 @@ pub enum LockError {
     WouldBlock,
     /// [`lock_range_timeout`](crate::XArray::lock_range_timeout) ran out of time.
     TimedOut,
-    /// The call would have slept on `index`, which this thread itself holds in a
-    /// conflicting mode: it would have waited for itself forever.
+    /// The call would have had to wait on `index`, which this thread itself holds in a
+    /// conflicting mode: a blocking call would have waited for itself forever. (A
+    /// `try_lock_range` reports this rather than `WouldBlock`, since retrying cannot help
+    /// while this thread holds the index.)
     WouldDeadlock {
         /// The index the call would have waited on.
         index: u64,

@@ -60,7 +60,8 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// * An empty index, or one holding a value (shadow) entry, is locked Exclusive for
     ///   this index alone; `fill(index)` runs with no internal lock held, and its item is
     ///   published in the lock entry's place, waking every waiter. If `fill` fails or
-    ///   panics, the index is released and the waiters try again.
+    ///   panics, the index is released (a value that was there is put back, marks
+    ///   included) and the waiters try again.
     ///
     /// ```
     /// use rangelock::XArray;
@@ -94,7 +95,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         {
             return Ok(item);
         }
-        let guard = RangeGuard::new(self, index, index, LockMode::Exclusive, c.evicted);
+        // A failing or panicking fill puts back the shadow entry it would have replaced.
+        let guard = RangeGuard::new(self, index, index, LockMode::Exclusive, c.evicted)
+            .restore_on_release();
         let item = fill(index).map_err(FillError::Fill)?;
         if guard.publish(Arc::clone(&item)).is_err() {
             unreachable!("a one-index Exclusive guard publishes");

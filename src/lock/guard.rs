@@ -21,6 +21,9 @@ struct Held<'a, T: Send + Sync + 'static, const SLOTS: usize> {
     last: u64,
     mode: LockMode,
     evicted: Vec<Evicted<T>>,
+    /// Put the evicted entries back on release (a fill that failed), instead of
+    /// leaving the indices empty.
+    restore: bool,
 }
 
 impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
@@ -39,7 +42,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
     /// Gives the range back: one compare-exchange for a sole whole-range holder of the
     /// head, else a walk under the write lock.
     #[inline]
-    fn release(&self) {
+    fn release(self) {
         if self.is_whole() {
             let mine = LockState::single(self.mode).word();
             if self
@@ -55,8 +58,13 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
     }
 
     #[inline(never)]
-    fn release_slow(&self) {
+    fn release_slow(mut self) {
         let mut cursor = WriteCursor::new(self.xa);
+        if self.restore && !self.evicted.is_empty() {
+            let evicted = core::mem::take(&mut self.evicted);
+            claim::restore(&mut cursor, self.xa.wait_table(), evicted);
+            return;
+        }
         claim::release(&mut cursor, self.xa.wait_table(), self.first, self.last);
     }
 
@@ -129,6 +137,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
                 last,
                 mode,
                 evicted,
+                restore: false,
             }),
             _not_send: PhantomData,
         }
@@ -136,6 +145,13 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
 
     fn held(&self) -> &Held<'a, T, SLOTS> {
         self.held.as_ref().expect("a live guard")
+    }
+
+    /// Makes the release put the evicted entries back (the fill protocol: a fill that
+    /// fails or panics must not lose the shadow entry it was going to replace).
+    pub(crate) fn restore_on_release(mut self) -> Self {
+        self.held.as_mut().expect("a live guard").restore = true;
+        self
     }
 
     /// Takes the guard out of this thread's held list (it is being consumed).

@@ -16,7 +16,8 @@
 //!   write lock and sleep; what was claimed so far stays claimed. Ascending order and
 //!   waiting only at the first conflict mean range lockers cannot deadlock each other.
 //! * **Fast path**: the whole range of an empty tree is one compare-exchange of the
-//!   tree's head (`EMPTY -> one holder`), and its release one compare-exchange back.
+//!   tree's head (`EMPTY -> one holder`), its release one compare-exchange back, and its
+//!   downgrade one compare-exchange from Exclusive to Shared.
 //! * **Release** (dropping a [`RangeGuard`], also on unwind): decrement every entry of
 //!   the range; an entry whose last holder leaves is removed, or kept *reserved* while
 //!   acquirers are queued on it, and the front of its queue is woken. Entries without

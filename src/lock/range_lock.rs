@@ -68,7 +68,9 @@ impl RangeLock {
         self.tree.lock_range_timeout(range, mode, timeout)
     }
 
-    /// How `index` is held: `None` if unlocked, else the mode and the holder count.
+    /// How `index` is held: `None` if unlocked, else the mode and the holder count. A
+    /// count of 0 means *reserved*: its holders left while acquirers were queued on it,
+    /// and it is kept for them (newcomers queue behind them).
     pub fn holders(&self, index: u64) -> Option<(LockMode, u64)> {
         match self.tree.get(index) {
             Entry::Locked { mode, holders } => Some((mode, holders)),

@@ -242,3 +242,21 @@ fn range_lock_is_the_same_protocol() {
     drop((a, b));
     assert!(lock.is_unlocked());
 }
+
+#[test]
+fn a_failed_fill_puts_the_shadow_entry_back() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    xa.store_value(3, 42).unwrap();
+    xa.set_mark(3, Mark::M2);
+    assert_eq!(
+        xa.get_or_fill(3, |_| Err::<Arc<u64>, _>("io error"))
+            .unwrap_err(),
+        FillError::Fill("io error")
+    );
+    assert_eq!(xa.get(3).value(), Some(42));
+    assert!(xa.get_mark(3, Mark::M2));
+    // A successful fill replaces it.
+    assert_eq!(*xa.get_or_fill(3, |_| Ok::<_, ()>(Arc::new(7))).unwrap(), 7);
+    assert!(!xa.get_mark(3, Mark::M2));
+    xa.check_invariants().unwrap();
+}

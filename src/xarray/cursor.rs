@@ -23,13 +23,15 @@
 //! # The one word changed outside the lock
 //!
 //! The range-lock layer's fast path (`src/lock/`) locks the whole index space of an empty
-//! tree with one compare-exchange of the head, `EMPTY -> lock(1 holder)`, and unlocks it
-//! with one compare-exchange back, both without this lock. So while the head is empty or
+//! tree with one compare-exchange of the head, `EMPTY -> lock(1 holder)`, unlocks it with
+//! one compare-exchange back, and downgrades it (Exclusive to Shared) with a third, all
+//! without this lock. So while the head is empty or
 //! holds a lock entry with one holder and no waiters, it may change under a writer's feet.
 //! Writers therefore change a non-node head only by compare-exchange against the word they
 //! based their decision on ([`WriteCursor::swap`], `root_covering`), and re-read a slot
-//! after [`WriteCursor::create`] before deciding what to write there. A head that holds a
-//! node, a value, or any other lock state is stable under the lock.
+//! after [`WriteCursor::create`] before deciding what to write there; a lock that appears
+//! on an empty head came after them (the tree was empty). A head that holds a node, a
+//! value, or any other lock state is stable under the lock.
 
 use crossbeam_epoch::Guard;
 use smallvec::SmallVec;

@@ -321,7 +321,11 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         let mut cursor = WriteCursor::new_pinned(self);
         self.refuse_locked(&cursor, range)?;
         for block in span::blocks::<SLOTS>(range) {
-            Self::erase_block(&mut cursor, block)?;
+            if Self::erase_block(&mut cursor, block).is_err() {
+                // Only the lock fast path can put a lock here after the search, and only
+                // on an empty tree: everything else in the range is already erased.
+                break;
+            }
         }
         Ok(())
     }
@@ -405,8 +409,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             shift: 0,
         };
         if new.is_empty() {
-            return Ok(Self::erase_block(&mut cursor, block)
-                .expect("the index held no lock entry under the write lock"));
+            // `Locked` here means the fast path locked the empty head after the match:
+            // the index was empty when it matched, and empty it stays.
+            return Ok(Self::erase_block(&mut cursor, block).unwrap_or(Entry::Empty));
         }
         let slot = cursor.create(block);
         let old = cursor.word(slot);
@@ -466,15 +471,17 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         };
         if self.refuse_locked(&cursor, everything).is_ok() {
             let head = cursor.word(Slot::Head);
-            if head == EMPTY {
+            // An empty head may have been locked by the fast path since the search: then
+            // the tree was empty, and there is nothing to clear (and a lock to keep).
+            if matches!(entry::kind(head), Kind::Empty | Kind::Lock) {
                 return;
             }
+            // A value or a node in the head is stable under the write lock.
             cursor.clear_marks(Slot::Head);
-            if let Ok(old) = cursor.swap(Slot::Head, head, EMPTY) {
-                cursor.dispose(old);
-                return;
-            }
-            // The fast path locked the (empty) head meanwhile: nothing to clear.
+            let old = cursor
+                .swap(Slot::Head, head, EMPTY)
+                .expect("a non-empty, unlocked head changes only under the write lock");
+            cursor.dispose(old);
             return;
         }
         let mut from = 0;
