@@ -3,111 +3,31 @@
 //! lock over a populated range evicts exactly its entries, and releasing gives every
 //! byte back.
 //!
-//! A counting global allocator (below) keeps, per thread, the bytes currently live, the
-//! high-water mark of that, and the bytes ever allocated; per thread, because the harness
-//! runs tests in parallel. The measurements use the global epoch collector, warmed up
-//! first (the thread's epoch registration and the process-wide wait table are allocated
-//! once, before any baseline), and everything they measure happens on their own thread.
-//! The byte-exact release checks use trees with their own `Collector`: once the tree and
-//! the collector are dropped, everything the tree retired has been freed on this thread.
+//! A counting global allocator (`tests/support/counting_alloc.rs`) keeps, per thread, the
+//! bytes currently live, the high-water mark of that, and the bytes ever allocated; per
+//! thread, because the harness runs tests in parallel. The measurements use the global
+//! epoch collector, warmed up first (the thread's epoch registration and the process-wide
+//! wait table are allocated once, before any baseline), and everything they measure
+//! happens on their own thread. The byte-exact release checks use trees with their own
+//! `Collector`: once the tree and the collector are dropped, everything the tree retired
+//! has been freed on this thread.
 
 #![cfg(not(loom))]
 
 mod common;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
 
 use crossbeam_epoch::Collector;
 use rangelock::{Entry, LockMode, RangeLock, XArray};
 
 use common::{check, levels};
-
-/// `System`, counting per thread.
-struct Counting;
-
-thread_local! {
-    /// Bytes allocated minus bytes freed by this thread.
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    /// The largest `LIVE` since the last [`reset_peak`].
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-    /// Bytes ever allocated by this thread.
-    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
-}
-
-fn record(allocated: usize, freed: usize) {
-    // `try_with`: the allocator may run while the thread's locals are torn down. The
-    // cells are `const`-initialised and need no destructor, so they never allocate.
-    let _ = LIVE.try_with(|live| {
-        let now = live.get() + allocated as isize - freed as isize;
-        live.set(now);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-    let _ = ALLOCATED.try_with(|total| total.set(total.get() + allocated));
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
-// `System`'s guarantees carry over; the bookkeeping touches only thread-local cells.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded from our caller.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            record(layout.size(), 0);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded from our caller.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            record(layout.size(), 0);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded from our caller.
-        unsafe { System.dealloc(ptr, layout) };
-        record(0, layout.size());
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded from our caller.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            record(new_size, layout.size());
-        }
-        new
-    }
-}
+use counting_alloc::{allocated, live, peak, reset_peak, Counting};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-/// Bytes live on this thread (allocated here minus freed here).
-fn live() -> isize {
-    LIVE.with(Cell::get)
-}
-
-/// Bytes ever allocated on this thread.
-fn allocated() -> usize {
-    ALLOCATED.with(Cell::get)
-}
-
-/// Starts a new high-water mark at the current live bytes, and returns them.
-fn reset_peak() -> isize {
-    let now = live();
-    PEAK.with(|peak| peak.set(now));
-    now
-}
-
-/// The most bytes live since the last [`reset_peak`].
-fn peak() -> isize {
-    PEAK.with(Cell::get)
-}
 
 /// Allocates this thread's one-time state (its global-epoch registration, the lazily
 /// built process-wide wait table) so that no measurement pays for it.

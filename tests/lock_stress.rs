@@ -25,35 +25,20 @@ mod lock_harness;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rangelock::{
     Entry, FillError, LockError, LockMode, Mark, RangeGuard, WaitTable, XArray, XaError,
 };
 
 use common::check;
-use lock_harness::{Budget, Rng, STALL, WINDOW};
+use lock_harness::{check_value, signature, Budget, Rng, STALL, WINDOW};
 
 const THREADS: usize = 4;
 
 // ---------------------------------------------------------------------------------------
 // Small tools
 // ---------------------------------------------------------------------------------------
-
-/// A value entry written over `first..=last` (both below 2^31 in these tests).
-fn signature(first: u64, last: u64) -> u64 {
-    first << 32 | last
-}
-
-/// Asserts that `value` was written by a store whose range contains `first..=last`.
-#[track_caller]
-fn check_value(value: u64, first: u64, last: u64) {
-    let (from, to) = (value >> 32, value & 0xffff_ffff);
-    assert!(
-        from <= first && last <= to,
-        "indices {first}..={last} hold value {value:#x}, written over {from}..={to}"
-    );
-}
 
 /// Checks an entry found at (or replaced at) `index`: items are `Arc::new(index)`.
 #[track_caller]
@@ -473,31 +458,21 @@ fn watchdog<const S: usize>(
     xa: &XArray<u64, S>,
     what: &str,
 ) {
-    let mut last = progress.load(Ordering::Relaxed);
-    let mut since = Instant::now();
-    while !done.load(Ordering::Relaxed) {
-        thread::sleep(Duration::from_millis(50));
-        let now = progress.load(Ordering::Relaxed);
-        if now != last {
-            last = now;
-            since = Instant::now();
-        } else if since.elapsed() > STALL {
-            let held = oracle.held.try_lock().map(|h| format!("{:?}", *h));
-            // The lock entries left in the tree (lock-free reads: safe while stuck).
-            let locks: Vec<String> = xa
-                .iter(..)
-                .filter(|(_, e)| matches!(e, Entry::Locked { .. }))
-                .take(64)
-                .map(|(span, e)| format!("{span:?}: {e:?}"))
-                .collect();
-            eprintln!(
-                "lock stress watchdog ({what}): no progress for {STALL:?} after {now} \
-                 operations; a deadlock or a lost wake-up. Granted ranges: {held:?}. \
-                 Lock entries: {locks:?}. Aborting."
-            );
-            std::process::abort();
-        }
-    }
+    lock_harness::watchdog(progress, done, STALL, |now| {
+        let held = oracle.held.try_lock().map(|h| format!("{:?}", *h));
+        // The lock entries left in the tree (lock-free reads: safe while stuck).
+        let locks: Vec<String> = xa
+            .iter(..)
+            .filter(|(_, e)| matches!(e, Entry::Locked { .. }))
+            .take(64)
+            .map(|(span, e)| format!("{span:?}: {e:?}"))
+            .collect();
+        format!(
+            "lock stress watchdog ({what}): no progress for {STALL:?} after {now} \
+             operations; a deadlock or a lost wake-up. Granted ranges: {held:?}. \
+             Lock entries: {locks:?}. Aborting."
+        )
+    });
 }
 
 fn stress<const S: usize>(xa: XArray<u64, S>, what: &str) {

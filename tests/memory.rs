@@ -1,92 +1,30 @@
 //! Memory: the tree frees what it no longer needs, dense trees cost about 9 bytes per
 //! slot, and range stores allocate per level, not per index.
 //!
-//! A counting global allocator (below) keeps, per thread, the bytes currently live and
-//! the bytes ever allocated. Per thread, because the test harness runs tests in parallel
-//! and their allocations would otherwise mix. Every measured test keeps its tree's
-//! allocations and frees on its own thread, so the thread's counters see all of them:
-//! the leak test uses an owned epoch collector; the other tests use the global one but
-//! never retire anything through it (they only store into empty slots and then drop the
-//! tree, which frees its nodes directly). So no test's garbage can be freed, or a bag of
-//! it queued, on another test's thread in the middle of a measurement.
+//! A counting global allocator (`tests/support/counting_alloc.rs`) keeps, per thread, the
+//! bytes currently live and the bytes ever allocated. Per thread, because the test
+//! harness runs tests in parallel and their allocations would otherwise mix. Every
+//! measured test keeps its tree's allocations and frees on its own thread, so the
+//! thread's counters see all of them: the leak test uses an owned epoch collector; the
+//! other tests use the global one but never retire anything through it (they only store
+//! into empty slots and then drop the tree, which frees its nodes directly). So no test's
+//! garbage can be freed, or a bag of it queued, on another test's thread in the middle of
+//! a measurement.
 
 mod common;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
 
 use crossbeam_epoch::Collector;
 use rangelock::XArray;
 
 use common::{check, levels, scaled};
-
-/// `System`, counting per thread.
-struct Counting;
-
-thread_local! {
-    /// Bytes allocated minus bytes freed by this thread.
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    /// Bytes ever allocated by this thread.
-    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
-}
-
-fn record(allocated: usize, freed: usize) {
-    // `try_with`: the allocator may run while the thread's locals are torn down. The
-    // cells are `const`-initialised and need no destructor, so they never allocate.
-    let _ = LIVE.try_with(|live| live.set(live.get() + allocated as isize - freed as isize));
-    let _ = ALLOCATED.try_with(|total| total.set(total.get() + allocated));
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
-// `System`'s guarantees carry over; the bookkeeping touches only thread-local cells.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded from our caller.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            record(layout.size(), 0);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded from our caller.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            record(layout.size(), 0);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded from our caller.
-        unsafe { System.dealloc(ptr, layout) };
-        record(0, layout.size());
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded from our caller.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            record(new_size, layout.size());
-        }
-        new
-    }
-}
+use counting_alloc::{allocated, live, Counting};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-/// Bytes live on this thread (allocated here minus freed here).
-fn live() -> isize {
-    LIVE.with(Cell::get)
-}
-
-/// Bytes ever allocated on this thread.
-fn allocated() -> usize {
-    ALLOCATED.with(Cell::get)
-}
 
 /// Fills a tree with `n` items, erases them all and drops it; returns the live bytes
 /// (relative to the start) at the peak, after the erase, and after the drop.

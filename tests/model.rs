@@ -3,68 +3,27 @@
 //! Operations come from the same edge-biased decoder the fuzzer uses: quickcheck draws
 //! random bytes and `tests/support/xarray_ops.rs` decodes them into [`Op`]s; shrinking
 //! works on the decoded operations (drop chunks, then simplify indices, ranges and
-//! values toward 0 and the edges). The seed is fixed, so a failure reproduces; set
-//! `QUICKCHECK_TESTS` to run more cases.
+//! values toward 0 and the edges). The harness, shared with `tests/lock_model.rs`, is
+//! `tests/support/quickcheck_harness.rs`: the seed is fixed, so a failure reproduces;
+//! set `QUICKCHECK_TESTS` to run more cases.
 #![cfg(not(loom))]
 
+#[path = "support/quickcheck_harness.rs"]
+mod quickcheck_harness;
 #[path = "support/xarray_ops.rs"]
 mod xarray_ops;
 
-use arbitrary::Unstructured;
-use quickcheck::{Arbitrary, Gen, QuickCheck};
+use quickcheck_harness::{check_matches_model, DriverOp};
 use xarray_ops::{run, shrink_ops, Op};
 
-/// A random operation sequence.
-#[derive(Clone, Debug)]
-struct Ops(Vec<Op>);
-
-impl Arbitrary for Ops {
-    fn arbitrary(g: &mut Gen) -> Self {
-        // Up to `size` operations, each decoded from its own random bytes (more than
-        // the largest operation needs), so the sequence length does not depend on
-        // `arbitrary_take_rest`'s continuation bytes.
-        let len = usize::arbitrary(g) % (g.size() + 1);
-        let ops = (0..len)
-            .map(|_| {
-                let bytes: Vec<u8> = (0..32).map(|_| u8::arbitrary(g)).collect();
-                <Op as arbitrary::Arbitrary>::arbitrary(&mut Unstructured::new(&bytes))
-                    .expect("the operation decoder never fails")
-            })
-            .collect();
-        Ops(ops)
-    }
-
-    fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
-        Box::new(shrink_ops(&self.0).into_iter().map(Ops))
-    }
-}
-
-fn prop_matches_model(ops: Ops) -> bool {
-    run(&ops.0);
-    true
-}
-
-/// Cases, generator size (about the largest number of operations) and seed.
-fn config() -> (u64, usize, u64) {
-    if cfg!(miri) {
-        (4, 12, 0x5eed)
-    } else {
-        (500, 120, 0x5eed)
-    }
+impl DriverOp for Op {
+    const RUN: fn(&[Op]) = run;
+    const SHRINK_OPS: fn(&[Op]) -> Vec<Vec<Op>> = shrink_ops;
 }
 
 #[test]
 fn xarray_matches_model() {
-    let (tests, size, seed) = config();
-    let tests = std::env::var("QUICKCHECK_TESTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(tests);
-    QuickCheck::new()
-        .rng(Gen::from_size_and_seed(size, seed))
-        .tests(tests)
-        .max_tests(tests)
-        .quickcheck(prop_matches_model as fn(Ops) -> bool);
+    check_matches_model::<Op>();
 }
 
 /// Hand-written sequences for the cases the model's rules single out.

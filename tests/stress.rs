@@ -22,13 +22,18 @@
 
 #![cfg(not(loom))]
 
+#[path = "support/lock_harness.rs"]
+mod lock_harness;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_epoch::Collector;
 use rangelock::{CompareExchangeError, Entry, EntryRef, Mark, XArray};
+
+use lock_harness::{check_value, signature, splitmix64, Budget};
 
 /// Range operations and most single-index ones work on `0..WINDOW`: 5 levels of 4-slot
 /// nodes, 2 levels of 64-slot ones.
@@ -104,21 +109,6 @@ impl Drop for Page {
     }
 }
 
-/// The value a range store over `first..=last` writes (both below 2^32).
-fn signature(first: u64, last: u64) -> u64 {
-    first << 32 | last
-}
-
-/// Asserts that `value` was written by a store whose range contains `first..=last`.
-#[track_caller]
-fn check_value(value: u64, first: u64, last: u64) {
-    let (from, to) = (value >> 32, value & 0xffff_ffff);
-    assert!(
-        from <= first && last <= to,
-        "indices {first}..={last} hold value {value:#x}, written over {from}..={to}"
-    );
-}
-
 /// Checks an entry a writer got back for `index`.
 #[track_caller]
 fn check_entry(entry: &Entry<Page>, index: u64) {
@@ -135,11 +125,7 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        splitmix64(&mut self.0)
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -165,34 +151,6 @@ impl Rng {
             _ => self.below(WINDOW),
         };
         (first, (first + len).min(WINDOW - 1))
-    }
-}
-
-/// When the threads stop: at a deadline, or after a fixed number of rounds under Miri.
-#[derive(Clone, Copy)]
-enum Budget {
-    Until(Instant),
-    Rounds(u32),
-}
-
-impl Budget {
-    fn new(rounds_under_miri: u32) -> Budget {
-        if cfg!(miri) {
-            return Budget::Rounds(rounds_under_miri);
-        }
-        let secs: f64 = std::env::var("RANGELOCK_STRESS_SECS")
-            .ok()
-            .map(|s| s.parse().expect("RANGELOCK_STRESS_SECS must be a number"))
-            .unwrap_or(1.0);
-        Budget::Until(Instant::now() + Duration::from_secs_f64(secs))
-    }
-
-    /// Whether round `round` (counted from 0) should run.
-    fn allows(&self, round: u32) -> bool {
-        match *self {
-            Budget::Until(deadline) => round == 0 || Instant::now() < deadline,
-            Budget::Rounds(rounds) => round < rounds,
-        }
     }
 }
 
@@ -354,22 +312,12 @@ fn reader<const SLOTS: usize>(shared: &Shared<SLOTS>, seed: u64, budget: Budget)
 
 /// Aborts the process if `progress` stops moving for [`STALL`] before `done` is set.
 fn watchdog(progress: &AtomicU64, done: &AtomicBool, what: &str) {
-    let mut last = progress.load(Ordering::Relaxed);
-    let mut since = Instant::now();
-    while !done.load(Ordering::Relaxed) {
-        thread::sleep(Duration::from_millis(50));
-        let now = progress.load(Ordering::Relaxed);
-        if now != last {
-            last = now;
-            since = Instant::now();
-        } else if since.elapsed() > STALL {
-            eprintln!(
-                "stress watchdog ({what}): no progress for {STALL:?} after {now} rounds; \
-                 a deadlock or livelock in the tree. Aborting."
-            );
-            std::process::abort();
-        }
-    }
+    lock_harness::watchdog(progress, done, STALL, |now| {
+        format!(
+            "stress watchdog ({what}): no progress for {STALL:?} after {now} rounds; \
+             a deadlock or livelock in the tree. Aborting."
+        )
+    });
 }
 
 /// Runs the readers and writers on `xa` until the budget is spent, checks the final

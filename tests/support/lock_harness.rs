@@ -1,11 +1,14 @@
-//! Tools shared by the range-lock concurrency tests (`tests/lock_stress.rs`,
-//! `tests/lock_fairness.rs`, `tests/lock_safety.rs`, `tests/lock_wait_table.rs`): a small
-//! deterministic generator, the run-time budget taken from `RANGELOCK_STRESS_SECS`, and
-//! waits that give up after [`STALL`] instead of hanging.
+//! Tools shared by the concurrency tests (`tests/lock_stress.rs`, `tests/lock_fairness.rs`,
+//! `tests/lock_safety.rs`, `tests/lock_wait_table.rs`, and `tests/stress.rs` for the
+//! generator, budget, watchdog and value signatures): a small deterministic generator,
+//! the run-time budget taken from `RANGELOCK_STRESS_SECS`, a watchdog, values that name
+//! the range store that wrote them, and waits that give up after [`STALL`] instead of
+//! hanging.
 //!
 //! Each test binary compiles this module on its own (`#[path]`) and uses only part of it.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,16 +20,22 @@ pub const STALL: Duration = Duration::from_secs(20);
 /// Stress ranges mostly lie in `0..WINDOW`.
 pub const WINDOW: u64 = 256;
 
+/// One step of splitmix64, a small deterministic generator: advances `state` and returns
+/// the next output.
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// splitmix64: a small deterministic generator, one per thread.
 pub struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        splitmix64(&mut self.0)
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
@@ -113,6 +122,46 @@ pub fn stress_secs() -> f64 {
         .ok()
         .map(|s| s.parse().expect("RANGELOCK_STRESS_SECS must be a number"))
         .unwrap_or(1.0)
+}
+
+/// Aborts the process, after printing `report(progress so far)`, if `progress` stops
+/// moving for `stall` before `done` is set: a deadlock, livelock or lost wake-up would
+/// otherwise hang the test run.
+pub fn watchdog(
+    progress: &AtomicU64,
+    done: &AtomicBool,
+    stall: Duration,
+    report: impl Fn(u64) -> String,
+) {
+    let mut last = progress.load(Ordering::Relaxed);
+    let mut since = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(50));
+        let now = progress.load(Ordering::Relaxed);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() > stall {
+            eprintln!("{}", report(now));
+            std::process::abort();
+        }
+    }
+}
+
+/// The value a range store over `first..=last` writes (both below 2^32), so a reader
+/// can check that an index holding it lies in that range.
+pub fn signature(first: u64, last: u64) -> u64 {
+    first << 32 | last
+}
+
+/// Asserts that `value` was written by a store whose range contains `first..=last`.
+#[track_caller]
+pub fn check_value(value: u64, first: u64, last: u64) {
+    let (from, to) = (value >> 32, value & 0xffff_ffff);
+    assert!(
+        from <= first && last <= to,
+        "indices {first}..={last} hold value {value:#x}, written over {from}..={to}"
+    );
 }
 
 /// Polls `done` (with short sleeps) until it holds; panics after [`STALL`]. Only a

@@ -8,6 +8,9 @@
 //! (the fuzz corpus replayed on stable) and `fuzz/fuzz_targets/range_overlap.rs`
 //! (cargo-fuzz), which all call [`run`]. `run` drives a 4-slot tree (lock entries split
 //! and nodes appear in a few operations) and a 64-slot tree (the production shape).
+//! What it shares with the `XArray` driver (`tests/support/xarray_ops.rs`) lives in
+//! `tests/support/arbitrary_indices.rs` (bounds, marks, shrinking) and
+//! `tests/support/interval_model.rs` (the interval map, block rules, common checks).
 //!
 //! # The model
 //!
@@ -39,10 +42,14 @@
 
 #![allow(dead_code)]
 
+#[path = "arbitrary_indices.rs"]
+mod arbitrary_indices;
 #[path = "range_ops/driver.rs"]
 mod driver;
 #[path = "range_ops/input.rs"]
 mod input;
+#[path = "interval_model.rs"]
+mod interval_model;
 #[path = "range_ops/model.rs"]
 mod model;
 

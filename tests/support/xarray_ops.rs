@@ -6,6 +6,9 @@
 //! corpus replayed on stable) and `fuzz/fuzz_targets/xarray_ops.rs` (cargo-fuzz), which
 //! all call [`run`]. `run` drives a 4-slot tree (deep trees, splits and node freeing in a
 //! few operations) and a 64-slot tree (the production shape) with the same operations.
+//! What it shares with the range-lock driver (`tests/support/range_ops.rs`) lives in
+//! `tests/support/arbitrary_indices.rs` (bounds, marks, shrinking) and
+//! `tests/support/interval_model.rs` (the interval map, block rules, common checks).
 //!
 //! # The model
 //!
@@ -30,10 +33,14 @@
 
 #![allow(dead_code)]
 
+#[path = "arbitrary_indices.rs"]
+mod arbitrary_indices;
 #[path = "xarray_ops/driver.rs"]
 mod driver;
 #[path = "xarray_ops/input.rs"]
 mod input;
+#[path = "interval_model.rs"]
+mod interval_model;
 #[path = "xarray_ops/model.rs"]
 mod model;
 

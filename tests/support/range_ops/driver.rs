@@ -1,22 +1,24 @@
 //! The driver: applies each operation to the tree (and its guards) and to the model, and
-//! compares.
+//! compares. Acquisitions and releases are in `locks.rs`.
 
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crossbeam_epoch::Collector;
 use rangelock::{
-    CompareExchangeError, DetachedGuard, Entry, Evicted, LockError, LockMode, Mark, RangeGuard,
-    StoreError, XArray, XaError,
+    CompareExchangeError, Entry, Evicted, LockMode, Mark, StoreError, XArray, XaError,
 };
 
-use super::input::{inclusive, How, MarkSel, NewEntry, Pick, Range, RangeOp};
-use super::model::{
-    first_conflict, first_locked, is_block, lock_at, lock_runs, push_run, GuardModel, Run, Store,
-    View,
-};
+use super::arbitrary_indices::{inclusive, Hex};
+use super::input::{MarkSel, NewEntry, Pick, Range, RangeOp};
+use super::interval_model::{is_block, runs_divergence, summary_divergence};
+use super::model::{first_locked, lock_at, lock_runs, push_run, GuardModel, Run, Store, View};
+
+#[path = "locks.rs"]
+mod locks;
+
+use locks::Guard;
 
 /// Runs `ops` against a 4-slot and a 64-slot tree, each beside its own model; panics on
 /// the first divergence.
@@ -69,42 +71,6 @@ pub fn run_with<const SLOTS: usize>(ops: &[RangeOp]) {
     }
 }
 
-/// A live guard of the tree.
-enum Guard<'a, const SLOTS: usize> {
-    Attached(RangeGuard<'a, u64, SLOTS>),
-    Detached(DetachedGuard<'a, u64, SLOTS>),
-}
-
-impl<const SLOTS: usize> Guard<'_, SLOTS> {
-    fn range(&self) -> RangeInclusive<u64> {
-        match self {
-            Guard::Attached(g) => g.range(),
-            Guard::Detached(g) => g.range(),
-        }
-    }
-
-    fn mode(&self) -> LockMode {
-        match self {
-            Guard::Attached(g) => g.mode(),
-            Guard::Detached(g) => g.mode(),
-        }
-    }
-
-    fn evicted(&self) -> &[Evicted<u64>] {
-        match self {
-            Guard::Attached(g) => g.evicted(),
-            Guard::Detached(g) => g.evicted(),
-        }
-    }
-
-    fn take_evicted(&mut self) -> Vec<Evicted<u64>> {
-        match self {
-            Guard::Attached(g) => g.take_evicted(),
-            Guard::Detached(g) => g.take_evicted(),
-        }
-    }
-}
-
 struct Driver<'a, const SLOTS: usize> {
     tree: &'a XArray<u64, SLOTS>,
     store: Store,
@@ -120,19 +86,7 @@ struct Driver<'a, const SLOTS: usize> {
 impl<'a, const SLOTS: usize> Driver<'a, SLOTS> {
     #[track_caller]
     fn fail(&self, what: fmt::Arguments<'_>) -> ! {
-        let guards: Vec<String> = self
-            .models
-            .iter()
-            .map(|g| {
-                format!(
-                    "{}..={} {:?}{}",
-                    Hex(g.first),
-                    Hex(g.last),
-                    g.mode,
-                    if g.attached { "" } else { " (detached)" }
-                )
-            })
-            .collect();
+        let guards: Vec<String> = self.models.iter().map(GuardModel::to_string).collect();
         panic!(
             "XArray<u64, {SLOTS}> diverged from the range-lock model at step {} ({:?}): {what}\n  live guards: {guards:?}",
             self.step, self.op
@@ -305,39 +259,13 @@ impl<'a, const SLOTS: usize> Driver<'a, SLOTS> {
             RangeOp::CompareExchange { index, new } => self.compare_exchange(index.0, new),
             RangeOp::StoreRange { range, value } => {
                 let got = self.tree.store_range(range.bounds(), value.0);
-                let want = match inclusive(range) {
-                    None => Err(XaError::InvalidRange {
-                        start: range.start,
-                        end: range.end,
-                    }),
-                    Some((first, last)) => match first_locked(&self.models, first, last) {
-                        Some(index) => Err(XaError::Locked { index }),
-                        None => Ok(()),
-                    },
-                };
-                if got != want {
-                    self.fail(format_args!("store_range returned {got:?}, model {want:?}"));
-                }
-                if let (Ok(()), Some((first, last))) = (got, inclusive(range)) {
+                if let Some((first, last)) = self.range_write("store_range", range, got) {
                     self.store.store_range(SLOTS as u64, first, last, value.0);
                 }
             }
             RangeOp::EraseRange { range } => {
                 let got = self.tree.erase_range(range.bounds());
-                let want = match inclusive(range) {
-                    None => Err(XaError::InvalidRange {
-                        start: range.start,
-                        end: range.end,
-                    }),
-                    Some((first, last)) => match first_locked(&self.models, first, last) {
-                        Some(index) => Err(XaError::Locked { index }),
-                        None => Ok(()),
-                    },
-                };
-                if got != want {
-                    self.fail(format_args!("erase_range returned {got:?}, model {want:?}"));
-                }
-                if let (Ok(()), Some((first, last))) = (got, inclusive(range)) {
+                if let Some((first, last)) = self.range_write("erase_range", range, got) {
                     self.store.assign(first, last, None);
                 }
             }
@@ -348,119 +276,29 @@ impl<'a, const SLOTS: usize> Driver<'a, SLOTS> {
         }
     }
 
-    /// Calls the acquisition `how` names.
-    fn call_lock(
+    /// Checks what a range write (`store_range`, `erase_range`) of `range` returned:
+    /// `InvalidRange` for an empty range, else `Locked` at its first locked index, else
+    /// `Ok`. The range to apply to the model when it succeeded.
+    fn range_write(
         &self,
+        what: &str,
         range: Range,
-        mode: LockMode,
-        how: How,
-    ) -> Result<RangeGuard<'a, u64, SLOTS>, LockError> {
-        let tree: &'a XArray<u64, SLOTS> = self.tree;
-        match how {
-            How::Try => tree.try_lock_range(range.bounds(), mode),
-            How::TimeoutZero => tree.lock_range_timeout(range.bounds(), mode, Duration::ZERO),
-            How::Blocking => tree.lock_range(range.bounds(), mode),
-        }
-    }
-
-    /// One acquisition; `true` if it was granted.
-    fn lock(&mut self, range: Range, mode: LockMode, how: How) -> bool {
-        let Some((first, last)) = inclusive(range) else {
-            let got = self.call_lock(range, mode, how);
-            let want = LockError::InvalidRange {
+        got: Result<(), XaError>,
+    ) -> Option<(u64, u64)> {
+        let want = match inclusive(range.bounds()) {
+            None => Err(XaError::InvalidRange {
                 start: range.start,
                 end: range.end,
-            };
-            if !matches!(&got, Err(e) if *e == want) {
-                self.fail(format_args!("lock of an empty range returned {got:?}"));
-            }
-            return false;
+            }),
+            Some((first, last)) => match first_locked(&self.models, first, last) {
+                Some(index) => Err(XaError::Locked { index }),
+                None => Ok(()),
+            },
         };
-        // The claim walks up from `first` and stops at the first conflicting index; it
-        // would sleep there, so the call fails with WouldDeadlock if this thread holds
-        // that index itself in a conflicting mode (an attached guard), else with
-        // WouldBlock / TimedOut.
-        let conflict = first_conflict(&self.models, first, last, mode);
-        let deadlock = conflict.is_some_and(|p| {
-            self.models
-                .iter()
-                .any(|g| g.attached && g.covers(p) && !g.mode.is_compatible(mode))
-        });
-        // Only detached guards block it: a blocking call would sleep forever.
-        let how = if how == How::Blocking && conflict.is_some() && !deadlock {
-            How::Try
-        } else {
-            how
-        };
-        let got = self.call_lock(range, mode, how);
-        match (got, conflict) {
-            (Ok(guard), None) => {
-                if guard.range() != (first..=last) || guard.mode() != mode {
-                    self.fail(format_args!(
-                        "granted guard covers {:?} {:?}",
-                        guard.range(),
-                        guard.mode()
-                    ));
-                }
-                let evicted = self.store.take(first, last);
-                self.check_evicted("evicted", first, last, guard.evicted(), &evicted);
-                self.guards.push(Guard::Attached(guard));
-                self.models.push(GuardModel {
-                    first,
-                    last,
-                    mode,
-                    attached: true,
-                    evicted,
-                });
-                self.probe_range(first, last);
-                true
-            }
-            (Err(error), Some(p)) => {
-                let want = if deadlock {
-                    LockError::WouldDeadlock { index: p }
-                } else if how == How::TimeoutZero {
-                    LockError::TimedOut
-                } else {
-                    LockError::WouldBlock
-                };
-                if error != want {
-                    self.fail(format_args!("lock refused with {error:?}, model {want:?}"));
-                }
-                // Nothing changed: probed here, the whole map by the caller.
-                self.probe_range(first, last);
-                false
-            }
-            (Ok(guard), Some(p)) => self.fail(format_args!(
-                "granted {:?} {mode:?}, but index {} is held in a conflicting mode",
-                guard.range(),
-                Hex(p)
-            )),
-            (Err(error), None) => self.fail(format_args!("lock refused with {error:?}")),
+        if got != want {
+            self.fail(format_args!("{what} returned {got:?}, model {want:?}"));
         }
-    }
-
-    fn unlock(&mut self, k: usize) {
-        let guard = self.guards.remove(k);
-        let model = self.models.remove(k);
-        if guard.range() != (model.first..=model.last) || guard.mode() != model.mode {
-            self.fail(format_args!(
-                "guard covers {:?} {:?}, model {}..={} {:?}",
-                guard.range(),
-                guard.mode(),
-                Hex(model.first),
-                Hex(model.last),
-                model.mode
-            ));
-        }
-        self.check_evicted(
-            "evicted at release",
-            model.first,
-            model.last,
-            guard.evicted(),
-            &model.evicted,
-        );
-        drop(guard);
-        self.probe_range(model.first, model.last);
+        got.ok().and(inclusive(range.bounds()))
     }
 
     fn compare_exchange(&mut self, i: u64, new: NewEntry) {
@@ -593,34 +431,11 @@ impl<'a, const SLOTS: usize> Driver<'a, SLOTS> {
 
     /// Cheap checks, after every step.
     fn check_summary(&self) {
-        if let Err(e) = self.tree.check_invariants() {
-            self.fail(format_args!("check_invariants: {e}"));
-        }
-        let (len, items) = (self.tree.len() as u64, self.store.items());
-        if len != items {
-            self.fail(format_args!("len() is {len}, model holds {items} items"));
-        }
+        let items = self.store.items();
         let empty = self.store.is_empty() && self.models.is_empty();
-        if self.tree.is_empty() != empty {
-            self.fail(format_args!(
-                "is_empty() is {}, model empty: {empty}",
-                self.tree.is_empty()
-            ));
-        }
-        if empty && self.tree.node_count() != 0 {
-            self.fail(format_args!(
-                "empty tree keeps {} nodes",
-                self.tree.node_count()
-            ));
-        }
-        for mark in MarkSel::ALL {
-            let (got, want) = (
-                self.tree.any_marked(mark.mark()),
-                self.store.any_marked(mark.bit()),
-            );
-            if got != want {
-                self.fail(format_args!("any_marked({mark:?}) is {got}, model {want}"));
-            }
+        let any_marked = |mark: MarkSel| self.store.any_marked(mark.bit());
+        if let Some(divergence) = summary_divergence(self.tree, items, empty, any_marked) {
+            self.fail(format_args!("{divergence}"));
         }
     }
 
@@ -682,32 +497,8 @@ impl<'a, const SLOTS: usize> Driver<'a, SLOTS> {
             };
             push_run(&mut runs, start, end, &view, 0);
         }
-        if runs != want {
-            let diff = runs
-                .iter()
-                .zip(want)
-                .position(|(a, b)| a != b)
-                .unwrap_or(runs.len().min(want.len()));
-            self.fail(format_args!(
-                "{what}(.., {mark:?}) differs from run {diff} on:\n  tree:  {:?}\n  model: {:?}",
-                &runs[diff..runs.len().min(diff + 4)],
-                &want[diff..want.len().min(diff + 4)],
-            ));
+        if let Some(divergence) = runs_divergence(&runs, want) {
+            self.fail(format_args!("{what}(.., {mark:?}) {divergence}"));
         }
-    }
-}
-
-/// An index in the notation of the operations' `Debug`.
-struct Hex(u64);
-
-impl fmt::Debug for Hex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        super::input::fmt_index(f, self.0)
-    }
-}
-
-impl fmt::Display for Hex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        super::input::fmt_index(f, self.0)
     }
 }

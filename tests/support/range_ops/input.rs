@@ -5,7 +5,13 @@ use std::fmt;
 use std::ops::Bound;
 
 use arbitrary::{Arbitrary, Unstructured};
-use rangelock::{LockMode, Mark, MAX_VALUE};
+use rangelock::{LockMode, MAX_VALUE};
+
+pub use super::arbitrary_indices::MarkSel;
+use super::arbitrary_indices::{
+    arbitrary_bound, arbitrary_span, each, fmt_bounds, fmt_index, inclusive, shrink_bounds,
+    shrink_index, shrink_seq,
+};
 
 /// Indices where lock ranges and tree shapes meet: fan-out edges of 4 and 64 slots, the
 /// top levels, and the top of the index space (decoding adds a few either side).
@@ -83,14 +89,9 @@ impl fmt::Debug for Index {
     }
 }
 
-pub(super) fn fmt_index(f: &mut fmt::Formatter<'_>, index: u64) -> fmt::Result {
-    if index >= u64::MAX - 4096 {
-        write!(f, "MAX-{}", u64::MAX - index)
-    } else if index >= 1 << 20 {
-        write!(f, "{index:#x}")
-    } else {
-        write!(f, "{index}")
-    }
+/// An [`Index`], as a bare `u64`.
+fn arbitrary_index(u: &mut Unstructured<'_>) -> arbitrary::Result<u64> {
+    Ok(Index::arbitrary(u)?.0)
 }
 
 /// A value to store: mostly tiny (neighbouring runs often compare equal), sometimes
@@ -136,15 +137,6 @@ impl Range {
     }
 }
 
-fn arbitrary_bound(u: &mut Unstructured<'_>) -> arbitrary::Result<Bound<u64>> {
-    let index = Index::arbitrary(u)?.0;
-    Ok(match u8::arbitrary(u)? % 3 {
-        0 => Bound::Included(index),
-        1 => Bound::Excluded(index),
-        _ => Bound::Unbounded,
-    })
-}
-
 impl<'a> Arbitrary<'a> for Range {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         let (start, end) = match u8::arbitrary(u)? % 10 {
@@ -154,18 +146,16 @@ impl<'a> Arbitrary<'a> for Range {
                     0..=3 => u64::from(u8::arbitrary(u)? % 8),
                     _ => LENGTHS[u.choose_index(LENGTHS.len())?],
                 };
-                let end = first.saturating_add(len);
-                if bool::arbitrary(u)? {
-                    (Bound::Included(first), Bound::Included(end))
-                } else {
-                    (Bound::Included(first), Bound::Excluded(end))
-                }
+                arbitrary_span(u, first, len)?
             }
             5 | 6 => {
                 let index = Index::arbitrary(u)?.0;
                 (Bound::Included(index), Bound::Included(index))
             }
-            7 => (arbitrary_bound(u)?, arbitrary_bound(u)?),
+            7 => (
+                arbitrary_bound(u, arbitrary_index)?,
+                arbitrary_bound(u, arbitrary_index)?,
+            ),
             8 => (Bound::Unbounded, Bound::Unbounded),
             _ => {
                 let index = Index::arbitrary(u)?.0;
@@ -183,43 +173,8 @@ impl<'a> Arbitrary<'a> for Range {
 
 impl fmt::Debug for Range {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.start {
-            Bound::Included(s) => fmt_index(f, s)?,
-            Bound::Excluded(s) => {
-                write!(f, "(after ")?;
-                fmt_index(f, s)?;
-                write!(f, ")")?;
-            }
-            Bound::Unbounded => {}
-        }
-        match self.end {
-            Bound::Included(e) => {
-                write!(f, "..=")?;
-                fmt_index(f, e)
-            }
-            Bound::Excluded(e) => {
-                write!(f, "..")?;
-                fmt_index(f, e)
-            }
-            Bound::Unbounded => write!(f, ".."),
-        }
+        fmt_bounds(f, self.start, self.end)
     }
-}
-
-/// Normalises bounds to an inclusive `(first, last)`, `None` when no index is in range
-/// (computed here, independently of the crate).
-pub fn inclusive(range: Range) -> Option<(u64, u64)> {
-    let first = match range.start {
-        Bound::Included(s) => s,
-        Bound::Excluded(s) => s.checked_add(1)?,
-        Bound::Unbounded => 0,
-    };
-    let last = match range.end {
-        Bound::Included(e) => e,
-        Bound::Excluded(e) => e.checked_sub(1)?,
-        Bound::Unbounded => u64::MAX,
-    };
-    (first <= last).then_some((first, last))
 }
 
 /// A lock mode.
@@ -246,30 +201,6 @@ pub enum How {
     Try,
     TimeoutZero,
     Blocking,
-}
-
-/// One of the three marks.
-#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MarkSel {
-    M0,
-    M1,
-    M2,
-}
-
-impl MarkSel {
-    pub const ALL: [MarkSel; 3] = [MarkSel::M0, MarkSel::M1, MarkSel::M2];
-
-    pub fn mark(self) -> Mark {
-        match self {
-            MarkSel::M0 => Mark::M0,
-            MarkSel::M1 => Mark::M1,
-            MarkSel::M2 => Mark::M2,
-        }
-    }
-
-    pub fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
 }
 
 /// The `new` entry of a `compare_exchange` whose `current` is what the model holds.
@@ -416,38 +347,9 @@ impl<'a> Arbitrary<'a> for RangeOp {
 
 // Shrinking (for quickcheck; the fuzzer minimises bytes instead).
 
-/// Simpler candidates for `index`: 0, the edges below it, then halfway to the nearest
-/// edge below (a shrink chain takes O(64) steps, never O(index)).
-fn shrink_index(index: u64) -> Vec<u64> {
-    if index == 0 {
-        return Vec::new();
-    }
-    let mut out: Vec<u64> = EDGES.iter().copied().filter(|&e| e < index).collect();
-    out.sort_unstable();
-    out.dedup();
-    let below = out.last().copied().unwrap_or(0);
-    let halfway = below + (index - below) / 2;
-    if !out.contains(&halfway) {
-        out.push(halfway);
-    }
-    out
-}
-
-fn shrink_bound(bound: Bound<u64>) -> Vec<Bound<u64>> {
-    match bound {
-        Bound::Included(i) => shrink_index(i).into_iter().map(Bound::Included).collect(),
-        Bound::Excluded(i) => {
-            let mut out = vec![Bound::Included(i)];
-            out.extend(shrink_index(i).into_iter().map(Bound::Excluded));
-            out
-        }
-        Bound::Unbounded => Vec::new(),
-    }
-}
-
 impl Index {
     fn shrink(self) -> Vec<Index> {
-        shrink_index(self.0).into_iter().map(Index).collect()
+        each(shrink_index(self.0, &EDGES), Index)
     }
 }
 
@@ -465,21 +367,15 @@ impl Range {
     fn shrink(self) -> Vec<Range> {
         let mut out = Vec::new();
         // A single index first (keeping the start), then each bound on its own.
-        if let Some((first, last)) = inclusive(self) {
+        if let Some((first, last)) = inclusive(self.bounds()) {
             if first != last {
                 out.push(Range::single(first));
             }
         }
-        out.extend(
-            shrink_bound(self.start)
-                .into_iter()
-                .map(|start| Range { start, ..self }),
-        );
-        out.extend(
-            shrink_bound(self.end)
-                .into_iter()
-                .map(|end| Range { end, ..self }),
-        );
+        out.extend(each(
+            shrink_bounds(self.bounds(), &EDGES),
+            |(start, end)| Range { start, end },
+        ));
         out
     }
 }
@@ -515,105 +411,40 @@ impl RangeOp {
                         how,
                     });
                 }
-                out.extend(
-                    range
-                        .shrink()
-                        .into_iter()
-                        .map(|range| Lock { range, mode, how }),
-                );
+                out.extend(each(range.shrink(), |range| Lock { range, mode, how }));
                 out
             }
-            Unlock { guard } => guard
-                .shrink()
-                .into_iter()
-                .map(|guard| Unlock { guard })
-                .collect(),
-            Downgrade { guard } => guard
-                .shrink()
-                .into_iter()
-                .map(|guard| Downgrade { guard })
-                .collect(),
-            Publish { guard } => guard
-                .shrink()
-                .into_iter()
-                .map(|guard| Publish { guard })
-                .collect(),
-            Detach { guard } => guard
-                .shrink()
-                .into_iter()
-                .map(|guard| Detach { guard })
-                .collect(),
-            TakeEvicted { guard } => guard
-                .shrink()
-                .into_iter()
-                .map(|guard| TakeEvicted { guard })
-                .collect(),
+            Unlock { guard } => each(guard.shrink(), |guard| Unlock { guard }),
+            Downgrade { guard } => each(guard.shrink(), |guard| Downgrade { guard }),
+            Publish { guard } => each(guard.shrink(), |guard| Publish { guard }),
+            Detach { guard } => each(guard.shrink(), |guard| Detach { guard }),
+            TakeEvicted { guard } => each(guard.shrink(), |guard| TakeEvicted { guard }),
             Store { index } => {
                 let mut out = vec![StoreValue {
                     index,
                     value: Value(0),
                 }];
-                out.extend(index.shrink().into_iter().map(|index| Store { index }));
+                out.extend(each(index.shrink(), |index| Store { index }));
                 out
             }
             StoreValue { index, value } => {
-                let mut out: Vec<RangeOp> = index
-                    .shrink()
-                    .into_iter()
-                    .map(|index| StoreValue { index, value })
-                    .collect();
-                out.extend(
-                    value
-                        .shrink()
-                        .into_iter()
-                        .map(|value| StoreValue { index, value }),
-                );
+                let mut out = each(index.shrink(), |index| StoreValue { index, value });
+                out.extend(each(value.shrink(), |value| StoreValue { index, value }));
                 out
             }
-            Erase { index } => index
-                .shrink()
-                .into_iter()
-                .map(|index| Erase { index })
-                .collect(),
-            SetMark { index, mark } => index
-                .shrink()
-                .into_iter()
-                .map(|index| SetMark { index, mark })
-                .collect(),
-            ClearMark { index, mark } => index
-                .shrink()
-                .into_iter()
-                .map(|index| ClearMark { index, mark })
-                .collect(),
-            Get { index } => index
-                .shrink()
-                .into_iter()
-                .map(|index| Get { index })
-                .collect(),
-            CompareExchange { index, new } => index
-                .shrink()
-                .into_iter()
-                .map(|index| CompareExchange { index, new })
-                .collect(),
+            Erase { index } => each(index.shrink(), |index| Erase { index }),
+            SetMark { index, mark } => each(index.shrink(), |index| SetMark { index, mark }),
+            ClearMark { index, mark } => each(index.shrink(), |index| ClearMark { index, mark }),
+            Get { index } => each(index.shrink(), |index| Get { index }),
+            CompareExchange { index, new } => {
+                each(index.shrink(), |index| CompareExchange { index, new })
+            }
             StoreRange { range, value } => {
-                let mut out: Vec<RangeOp> = range
-                    .shrink()
-                    .into_iter()
-                    .map(|range| StoreRange { range, value })
-                    .collect();
-                out.extend(
-                    value
-                        .shrink()
-                        .into_iter()
-                        .map(|value| StoreRange { range, value }),
-                );
+                let mut out = each(range.shrink(), |range| StoreRange { range, value });
+                out.extend(each(value.shrink(), |value| StoreRange { range, value }));
                 out
             }
-            EraseRange { range } => range
-                .shrink()
-                .into_iter()
-                .map(|range| EraseRange { range })
-                .collect(),
+            EraseRange { range } => each(range.shrink(), |range| EraseRange { range }),
             Clear => Vec::new(),
         }
     }
@@ -622,28 +453,5 @@ impl RangeOp {
 /// Simpler versions of an operation sequence: drop chunks (halves, quarters, ... single
 /// operations), then simplify one operation at a time.
 pub fn shrink_ops(ops: &[RangeOp]) -> Vec<Vec<RangeOp>> {
-    let mut out = Vec::new();
-    let mut chunk = ops.len() / 2;
-    while chunk >= 1 {
-        let mut start = 0;
-        while start < ops.len() {
-            let end = (start + chunk).min(ops.len());
-            let mut shorter = ops[..start].to_vec();
-            shorter.extend_from_slice(&ops[end..]);
-            out.push(shorter);
-            start = end;
-        }
-        chunk /= 2;
-    }
-    if ops.len() == 1 {
-        out.push(Vec::new());
-    }
-    for (i, op) in ops.iter().enumerate() {
-        for simpler in op.shrink() {
-            let mut candidate = ops.to_vec();
-            candidate[i] = simpler;
-            out.push(candidate);
-        }
-    }
-    out
+    shrink_seq(ops, RangeOp::shrink)
 }

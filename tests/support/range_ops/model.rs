@@ -1,11 +1,13 @@
 //! The sequential model: an interval map of items and values (with marks) outside the
 //! locked ranges, and the list of live guards as plain intervals.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use rangelock::{Entry, LockMode};
+
+use super::arbitrary_indices::Hex;
+use super::interval_model::{canonical_blocks, RunMap};
 
 /// What one index means, as far as the tree's readers can tell. Items compare by
 /// identity.
@@ -87,59 +89,22 @@ pub fn push_run(runs: &mut Vec<Run>, first: u64, last: u64, view: &View, marks: 
     runs.push((first, last, view.clone(), marks));
 }
 
-#[derive(Clone, Debug)]
-struct StoredRun {
-    last: u64,
-    view: View,
-    marks: u8,
-}
-
 /// Items and values (never `View::Locked`) by disjoint runs; absent means empty.
 #[derive(Default)]
 pub struct Store {
-    runs: BTreeMap<u64, StoredRun>,
+    runs: RunMap<View>,
 }
 
 impl Store {
-    fn covering(&self, index: u64) -> Option<(u64, &StoredRun)> {
-        self.runs
-            .range(..=index)
-            .next_back()
-            .filter(|(_, run)| run.last >= index)
-            .map(|(&start, run)| (start, run))
-    }
-
     /// The entry and marks at `index`.
     pub fn get(&self, index: u64) -> Option<(&View, u8)> {
-        self.covering(index).map(|(_, run)| (&run.view, run.marks))
-    }
-
-    fn split(&mut self, at: u64) {
-        let Some((start, run)) = self.covering(at) else {
-            return;
-        };
-        if start == at {
-            return;
-        }
-        let tail = run.clone();
-        self.runs.get_mut(&start).expect("run").last = at - 1;
-        self.runs.insert(at, tail);
+        self.runs.get(index)
     }
 
     /// Gives every index of `[first, last]` the entry and marks (or empties them).
     pub fn assign(&mut self, first: u64, last: u64, value: Option<(View, u8)>) {
-        self.split(first);
-        if last < u64::MAX {
-            self.split(last + 1);
-        }
-        let inside: Vec<u64> = self.runs.range(first..=last).map(|(&k, _)| k).collect();
-        for key in inside {
-            self.runs.remove(&key);
-        }
-        if let Some((view, marks)) = value {
-            debug_assert!(!matches!(view, View::Locked { .. }));
-            self.runs.insert(first, StoredRun { last, view, marks });
-        }
+        debug_assert!(!matches!(value, Some((View::Locked { .. }, _))));
+        self.runs.assign(first, last, value);
     }
 
     /// Stores one entry at `index`; the index keeps its marks.
@@ -162,24 +127,18 @@ impl Store {
 
     /// Sets or clears a mark on one index; `false` if it is empty.
     pub fn change_mark(&mut self, index: u64, bit: u8, on: bool) -> bool {
-        let Some((view, marks)) = self.get(index).map(|(v, m)| (v.clone(), m)) else {
-            return false;
-        };
-        let marks = if on { marks | bit } else { marks & !bit };
-        self.assign(index, index, Some((view, marks)));
-        true
+        self.runs.change_mark(index, bit, on)
     }
 
     /// Maximal runs of `[first, last]` (clipped), with marks.
     pub fn flatten(&self, first: u64, last: u64) -> Vec<Run> {
-        let from = self.covering(first).map_or(first, |(start, _)| start);
         let mut out = Vec::new();
-        for (&start, run) in self.runs.range(from..=last) {
+        for (start, run) in self.runs.overlapping(first, last) {
             push_run(
                 &mut out,
                 start.max(first),
                 run.last.min(last),
-                &run.view,
+                &run.entry,
                 run.marks,
             );
         }
@@ -203,15 +162,11 @@ impl Store {
 
     /// The number of indices holding items.
     pub fn items(&self) -> u64 {
-        self.runs
-            .iter()
-            .filter(|(_, run)| matches!(run.view, View::Item(_)))
-            .map(|(&start, run)| run.last - start + 1)
-            .sum()
+        self.runs.count(|view| matches!(view, View::Item(_)))
     }
 
     pub fn any_marked(&self, bit: u8) -> bool {
-        self.runs.values().any(|run| run.marks & bit != 0)
+        self.runs.any_marked(bit)
     }
 }
 
@@ -225,6 +180,23 @@ pub struct GuardModel {
     pub attached: bool,
     /// What the acquisition evicted (cleared by `take_evicted`).
     pub evicted: Vec<Run>,
+}
+
+impl fmt::Display for GuardModel {
+    /// `first..=last Mode`, and ` (detached)` for a detached guard.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}..={} {:?}",
+            Hex(self.first),
+            Hex(self.last),
+            self.mode
+        )?;
+        if !self.attached {
+            write!(f, " (detached)")?;
+        }
+        Ok(())
+    }
 }
 
 impl GuardModel {
@@ -287,44 +259,4 @@ pub fn lock_runs(guards: &[GuardModel]) -> Vec<Run> {
         }
     }
     out
-}
-
-/// The canonical decomposition of `[first, last]` for `slots` slots per node, computed
-/// independently of the crate: greedily from the left, the largest block of `slots^k`
-/// indices aligned to its size that fits; all of `u64` is one block.
-pub fn canonical_blocks(slots: u64, first: u64, last: u64) -> Vec<(u64, u64)> {
-    if first == 0 && last == u64::MAX {
-        return vec![(0, u64::MAX)];
-    }
-    let (mut pos, end) = (u128::from(first), u128::from(last));
-    let mut out = Vec::new();
-    while pos <= end {
-        let mut size: u128 = 1;
-        loop {
-            let bigger = size * u128::from(slots);
-            if pos % bigger != 0 || pos + bigger - 1 > end {
-                break;
-            }
-            size = bigger;
-        }
-        out.push((pos as u64, (pos + size - 1) as u64));
-        pos += size;
-    }
-    out
-}
-
-/// Whether `[first, last]` is an aligned block of `slots^k` indices (or all of `u64`).
-pub fn is_block(slots: u64, first: u64, last: u64) -> bool {
-    if first == 0 && last == u64::MAX {
-        return true;
-    }
-    if last < first {
-        return false;
-    }
-    let size = u128::from(last - first) + 1;
-    let mut block = 1u128;
-    while block < size {
-        block *= u128::from(slots);
-    }
-    block == size && u128::from(first) % size == 0
 }

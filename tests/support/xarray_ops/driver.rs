@@ -7,8 +7,10 @@ use std::sync::Arc;
 use crossbeam_epoch::Collector;
 use rangelock::{CompareExchangeError, Entry, XArray, XaError, MAX_VALUE};
 
+use super::arbitrary_indices::inclusive;
 use super::input::{Expected, Index, ItemSource, MarkSel, NewEntry, Op, Range};
-use super::model::{inclusive, push_run, same_entry, Model, ModelEntry, Run};
+use super::interval_model::{is_block, runs_divergence, summary_divergence};
+use super::model::{push_run, same_entry, Model, ModelEntry, Run};
 
 /// Runs `ops` against a 4-slot and a 64-slot tree, each beside its own model; panics on
 /// the first divergence.
@@ -114,7 +116,7 @@ impl<const SLOTS: usize> Driver<SLOTS> {
                     end: range.end,
                 };
                 let too_large = XaError::ValueTooLarge { value: value.0 };
-                match (inclusive(range), value.0 > MAX_VALUE) {
+                match (inclusive(range.bounds()), value.0 > MAX_VALUE) {
                     (Some((first, last)), false) => {
                         if let Err(e) = got {
                             self.fail(format_args!("store_range refused: {e:?}"));
@@ -136,7 +138,7 @@ impl<const SLOTS: usize> Driver<SLOTS> {
             }
             Op::EraseRange { range } => {
                 let got = self.tree.erase_range(range.bounds());
-                match inclusive(range) {
+                match inclusive(range.bounds()) {
                     Some((first, last)) => {
                         if let Err(e) = got {
                             self.fail(format_args!("erase_range refused: {e:?}"));
@@ -288,19 +290,7 @@ impl<const SLOTS: usize> Driver<SLOTS> {
     /// A span must be an aligned block of `SLOTS^k` indices, or all of `u64`.
     #[track_caller]
     fn check_span(&self, what: &str, span: &RangeInclusive<u64>) {
-        let (start, end) = (*span.start(), *span.end());
-        if start == 0 && end == u64::MAX {
-            return;
-        }
-        let ok = end >= start && {
-            let size = u128::from(end - start) + 1;
-            let mut block = 1u128;
-            while block < size {
-                block *= SLOTS as u128;
-            }
-            block == size && u128::from(start) % size == 0
-        };
-        if !ok {
+        if !is_block(SLOTS as u64, *span.start(), *span.end()) {
             self.fail(format_args!(
                 "{what} reported span {span:?}, not an aligned block"
             ));
@@ -315,7 +305,7 @@ impl<const SLOTS: usize> Driver<SLOTS> {
         mark: Option<MarkSel>,
         got: Vec<(RangeInclusive<u64>, Entry<u64>)>,
     ) {
-        let Some((first, last)) = inclusive(range) else {
+        let Some((first, last)) = inclusive(range.bounds()) else {
             if !got.is_empty() {
                 self.fail(format_args!("{what} over an empty range yielded {got:?}"));
             }
@@ -343,50 +333,17 @@ impl<const SLOTS: usize> Driver<SLOTS> {
             push_run(&mut runs, start.max(first), end.min(last), &entry);
         }
         let want = self.model.flatten(first, last, mark);
-        if runs != want {
-            let diff = runs
-                .iter()
-                .zip(&want)
-                .position(|(a, b)| a != b)
-                .unwrap_or(runs.len().min(want.len()));
-            self.fail(format_args!(
-                "{what}({range:?}, {mark:?}) differs from run {diff} on:\n  tree:  {:?}\n  model: {:?}",
-                &runs[diff..runs.len().min(diff + 4)],
-                &want[diff..want.len().min(diff + 4)],
-            ));
+        if let Some(divergence) = runs_divergence(&runs, &want) {
+            self.fail(format_args!("{what}({range:?}, {mark:?}) {divergence}"));
         }
     }
 
     /// Cheap checks, after every step.
     fn check_summary(&self) {
-        if let Err(e) = self.tree.check_invariants() {
-            self.fail(format_args!("check_invariants: {e}"));
-        }
-        let (len, items) = (self.tree.len() as u64, self.model.items());
-        if len != items {
-            self.fail(format_args!("len() is {len}, model holds {items} items"));
-        }
-        let empty = self.model.is_empty();
-        if self.tree.is_empty() != empty {
-            self.fail(format_args!(
-                "is_empty() is {}, model empty: {empty}",
-                self.tree.is_empty()
-            ));
-        }
-        if empty && self.tree.node_count() != 0 {
-            self.fail(format_args!(
-                "empty tree keeps {} nodes",
-                self.tree.node_count()
-            ));
-        }
-        for mark in [MarkSel::M0, MarkSel::M1, MarkSel::M2] {
-            let (got, want) = (
-                self.tree.any_marked(mark.mark()),
-                self.model.any_marked(mark),
-            );
-            if got != want {
-                self.fail(format_args!("any_marked({mark:?}) is {got}, model {want}"));
-            }
+        let (items, empty) = (self.model.items(), self.model.is_empty());
+        let any_marked = |mark| self.model.any_marked(mark);
+        if let Some(divergence) = summary_divergence(&self.tree, items, empty, any_marked) {
+            self.fail(format_args!("{divergence}"));
         }
     }
 
@@ -397,7 +354,7 @@ impl<const SLOTS: usize> Driver<SLOTS> {
             end: Bound::Unbounded,
         };
         self.compare_iteration("iter", all, None, self.tree.iter(..).collect());
-        for mark in [MarkSel::M0, MarkSel::M1, MarkSel::M2] {
+        for mark in MarkSel::ALL {
             let got = self.tree.iter_marked(.., mark.mark()).collect();
             self.compare_iteration("iter_marked", all, Some(mark), got);
         }

@@ -4,7 +4,13 @@ use std::fmt;
 use std::ops::Bound;
 
 use arbitrary::{Arbitrary, Unstructured};
-use rangelock::{Mark, MAX_VALUE};
+use rangelock::MAX_VALUE;
+
+pub use super::arbitrary_indices::MarkSel;
+use super::arbitrary_indices::{
+    arbitrary_bound, arbitrary_span, each, fmt_bounds, fmt_index, shrink_bounds, shrink_index,
+    shrink_seq,
+};
 
 /// Indices where radix-tree bugs live: fan-out edges of 4 and 64 slots, `2^32`, the top
 /// levels (the 64-slot top node has 16 slots of `2^60`) and the top of the index space.
@@ -92,14 +98,9 @@ impl fmt::Debug for Index {
     }
 }
 
-fn fmt_index(f: &mut fmt::Formatter<'_>, index: u64) -> fmt::Result {
-    if index >= u64::MAX - 4096 {
-        write!(f, "MAX-{}", u64::MAX - index)
-    } else if index >= 1 << 20 {
-        write!(f, "{index:#x}")
-    } else {
-        write!(f, "{index}")
-    }
+/// An [`Index`], as a bare `u64`.
+fn arbitrary_index(u: &mut Unstructured<'_>) -> arbitrary::Result<u64> {
+    Ok(Index::arbitrary(u)?.0)
 }
 
 /// A value to store: mostly tiny (so neighbouring runs often compare equal), sometimes
@@ -144,15 +145,6 @@ impl Range {
     }
 }
 
-fn arbitrary_bound(u: &mut Unstructured<'_>) -> arbitrary::Result<Bound<u64>> {
-    let index = Index::arbitrary(u)?.0;
-    Ok(match u8::arbitrary(u)? % 3 {
-        0 => Bound::Included(index),
-        1 => Bound::Excluded(index),
-        _ => Bound::Unbounded,
-    })
-}
-
 impl<'a> Arbitrary<'a> for Range {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         let kind = u8::arbitrary(u)? % 8;
@@ -163,14 +155,12 @@ impl<'a> Arbitrary<'a> for Range {
                     7 => u64::arbitrary(u)?,
                     _ => LENGTHS[u.choose_index(LENGTHS.len())?],
                 };
-                let end = first.saturating_add(len);
-                if bool::arbitrary(u)? {
-                    (Bound::Included(first), Bound::Included(end))
-                } else {
-                    (Bound::Included(first), Bound::Excluded(end))
-                }
+                arbitrary_span(u, first, len)?
             }
-            4 => (arbitrary_bound(u)?, arbitrary_bound(u)?),
+            4 => (
+                arbitrary_bound(u, arbitrary_index)?,
+                arbitrary_bound(u, arbitrary_index)?,
+            ),
             5 => (Bound::Unbounded, Bound::Unbounded),
             6 => {
                 let start = Index::arbitrary(u)?.0;
@@ -195,48 +185,7 @@ impl<'a> Arbitrary<'a> for Range {
 
 impl fmt::Debug for Range {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.start {
-            Bound::Included(s) => fmt_index(f, s)?,
-            Bound::Excluded(s) => {
-                write!(f, "(after ")?;
-                fmt_index(f, s)?;
-                write!(f, ")")?;
-            }
-            Bound::Unbounded => {}
-        }
-        match self.end {
-            Bound::Included(e) => {
-                write!(f, "..=")?;
-                fmt_index(f, e)
-            }
-            Bound::Excluded(e) => {
-                write!(f, "..")?;
-                fmt_index(f, e)
-            }
-            Bound::Unbounded => write!(f, ".."),
-        }
-    }
-}
-
-/// One of the three marks.
-#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MarkSel {
-    M0,
-    M1,
-    M2,
-}
-
-impl MarkSel {
-    pub(super) fn mark(self) -> Mark {
-        match self {
-            MarkSel::M0 => Mark::M0,
-            MarkSel::M1 => Mark::M1,
-            MarkSel::M2 => Mark::M2,
-        }
-    }
-
-    pub(super) fn bit(self) -> u8 {
-        1 << (self as u8)
+        fmt_bounds(f, self.start, self.end)
     }
 }
 
@@ -334,40 +283,9 @@ pub enum Op {
 
 // Shrinking (for quickcheck; the fuzzer minimises bytes instead).
 
-/// Simpler candidates for `index`: 0, then the edges below it, then halfway to the
-/// nearest edge below (so a shrink chain takes O(64) steps, never O(index)).
-fn shrink_index(index: u64) -> Vec<u64> {
-    let mut out = Vec::new();
-    if index == 0 {
-        return out;
-    }
-    let mut edges: Vec<u64> = EDGES.iter().copied().filter(|&e| e < index).collect();
-    edges.sort_unstable();
-    edges.dedup();
-    out.extend(&edges);
-    let below = edges.last().copied().unwrap_or(0);
-    let halfway = below + (index - below) / 2;
-    if !out.contains(&halfway) {
-        out.push(halfway);
-    }
-    out
-}
-
-fn shrink_bound(bound: Bound<u64>) -> Vec<Bound<u64>> {
-    match bound {
-        Bound::Included(i) => shrink_index(i).into_iter().map(Bound::Included).collect(),
-        Bound::Excluded(i) => {
-            let mut out = vec![Bound::Included(i)];
-            out.extend(shrink_index(i).into_iter().map(Bound::Excluded));
-            out
-        }
-        Bound::Unbounded => Vec::new(),
-    }
-}
-
 impl Index {
     pub(super) fn shrink(self) -> Vec<Index> {
-        shrink_index(self.0).into_iter().map(Index).collect()
+        each(shrink_index(self.0, &EDGES), Index)
     }
 }
 
@@ -391,16 +309,10 @@ impl Value {
 
 impl Range {
     pub(super) fn shrink(self) -> Vec<Range> {
-        let mut out: Vec<Range> = shrink_bound(self.start)
-            .into_iter()
-            .map(|start| Range { start, ..self })
-            .collect();
-        out.extend(
-            shrink_bound(self.end)
-                .into_iter()
-                .map(|end| Range { end, ..self }),
-        );
-        out
+        each(shrink_bounds(self.bounds(), &EDGES), |(start, end)| Range {
+            start,
+            end,
+        })
     }
 }
 
@@ -420,105 +332,38 @@ impl Op {
                         item: ItemSource::Fresh,
                     });
                 }
-                out.extend(
-                    index
-                        .shrink()
-                        .into_iter()
-                        .map(|index| Store { index, item }),
-                );
+                out.extend(each(index.shrink(), |index| Store { index, item }));
                 out
             }
             StoreValue { index, value } => {
-                let mut out: Vec<Op> = index
-                    .shrink()
-                    .into_iter()
-                    .map(|index| StoreValue { index, value })
-                    .collect();
-                out.extend(
-                    value
-                        .shrink()
-                        .into_iter()
-                        .map(|value| StoreValue { index, value }),
-                );
+                let mut out = each(index.shrink(), |index| StoreValue { index, value });
+                out.extend(each(value.shrink(), |value| StoreValue { index, value }));
                 out
             }
             StoreRange { range, value } => {
-                let mut out: Vec<Op> = range
-                    .shrink()
-                    .into_iter()
-                    .map(|range| StoreRange { range, value })
-                    .collect();
-                out.extend(
-                    value
-                        .shrink()
-                        .into_iter()
-                        .map(|value| StoreRange { range, value }),
-                );
+                let mut out = each(range.shrink(), |range| StoreRange { range, value });
+                out.extend(each(value.shrink(), |value| StoreRange { range, value }));
                 out
             }
-            Erase { index } => index
-                .shrink()
-                .into_iter()
-                .map(|index| Erase { index })
-                .collect(),
-            EraseRange { range } => range
-                .shrink()
-                .into_iter()
-                .map(|range| EraseRange { range })
-                .collect(),
+            Erase { index } => each(index.shrink(), |index| Erase { index }),
+            EraseRange { range } => each(range.shrink(), |range| EraseRange { range }),
             CompareExchange {
                 index,
                 current,
                 new,
-            } => index
-                .shrink()
-                .into_iter()
-                .map(|index| CompareExchange {
-                    index,
-                    current,
-                    new,
-                })
-                .collect(),
-            SetMark { index, mark } => index
-                .shrink()
-                .into_iter()
-                .map(|index| SetMark { index, mark })
-                .collect(),
-            ClearMark { index, mark } => index
-                .shrink()
-                .into_iter()
-                .map(|index| ClearMark { index, mark })
-                .collect(),
-            GetMark { index, mark } => index
-                .shrink()
-                .into_iter()
-                .map(|index| GetMark { index, mark })
-                .collect(),
-            Load { index } => index
-                .shrink()
-                .into_iter()
-                .map(|index| Load { index })
-                .collect(),
-            Get { index } => index
-                .shrink()
-                .into_iter()
-                .map(|index| Get { index })
-                .collect(),
-            Find { from } => from
-                .shrink()
-                .into_iter()
-                .map(|from| Find { from })
-                .collect(),
-            Iter { range } => range
-                .shrink()
-                .into_iter()
-                .map(|range| Iter { range })
-                .collect(),
-            IterMarked { range, mark } => range
-                .shrink()
-                .into_iter()
-                .map(|range| IterMarked { range, mark })
-                .collect(),
+            } => each(index.shrink(), |index| CompareExchange {
+                index,
+                current,
+                new,
+            }),
+            SetMark { index, mark } => each(index.shrink(), |index| SetMark { index, mark }),
+            ClearMark { index, mark } => each(index.shrink(), |index| ClearMark { index, mark }),
+            GetMark { index, mark } => each(index.shrink(), |index| GetMark { index, mark }),
+            Load { index } => each(index.shrink(), |index| Load { index }),
+            Get { index } => each(index.shrink(), |index| Get { index }),
+            Find { from } => each(from.shrink(), |from| Find { from }),
+            Iter { range } => each(range.shrink(), |range| Iter { range }),
+            IterMarked { range, mark } => each(range.shrink(), |range| IterMarked { range, mark }),
             AnyMarked { .. } | Clear => Vec::new(),
         }
     }
@@ -527,28 +372,5 @@ impl Op {
 /// Simpler versions of an operation sequence: drop chunks (halves, quarters, ... single
 /// operations), then simplify one operation at a time.
 pub fn shrink_ops(ops: &[Op]) -> Vec<Vec<Op>> {
-    let mut out = Vec::new();
-    let mut chunk = ops.len() / 2;
-    while chunk >= 1 {
-        let mut start = 0;
-        while start < ops.len() {
-            let end = (start + chunk).min(ops.len());
-            let mut shorter = ops[..start].to_vec();
-            shorter.extend_from_slice(&ops[end..]);
-            out.push(shorter);
-            start = end;
-        }
-        chunk /= 2;
-    }
-    if ops.len() == 1 {
-        out.push(Vec::new());
-    }
-    for (i, op) in ops.iter().enumerate() {
-        for simpler in op.shrink() {
-            let mut candidate = ops.to_vec();
-            candidate[i] = simpler;
-            out.push(candidate);
-        }
-    }
-    out
+    shrink_seq(ops, Op::shrink)
 }

@@ -1,13 +1,12 @@
 //! The sequential model: an interval map from index runs to (entry, marks).
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use rangelock::Entry;
 
-use super::input::{MarkSel, Range};
+use super::input::MarkSel;
+use super::interval_model::{canonical_blocks, RunMap};
 
 /// A non-empty entry of the model. Items compare by identity, like the tree's
 /// `compare_exchange`.
@@ -66,35 +65,19 @@ pub(super) fn same_entry(a: &Entry<u64>, b: &Entry<u64>) -> bool {
     }
 }
 
-#[derive(Clone, Debug)]
-struct ModelRun {
-    last: u64,
-    entry: ModelEntry,
-    marks: u8,
-}
-
 /// A maximal run of indices with the same entry: `(first, last, entry)`.
 pub type Run = (u64, u64, ModelEntry);
 
-/// The sequential model: disjoint runs of non-empty indices.
+/// The sequential model: disjoint runs of non-empty indices, equal neighbours merged.
 #[derive(Default)]
 pub struct Model {
-    runs: BTreeMap<u64, ModelRun>,
+    runs: RunMap<ModelEntry>,
 }
 
 impl Model {
-    /// The run covering `index`.
-    fn covering(&self, index: u64) -> Option<(u64, &ModelRun)> {
-        self.runs
-            .range(..=index)
-            .next_back()
-            .filter(|(_, run)| run.last >= index)
-            .map(|(&start, run)| (start, run))
-    }
-
     /// Entry and marks at `index`.
     pub(super) fn get(&self, index: u64) -> Option<(&ModelEntry, u8)> {
-        self.covering(index).map(|(_, run)| (&run.entry, run.marks))
+        self.runs.get(index)
     }
 
     pub(super) fn entry(&self, index: u64) -> Entry<u64> {
@@ -108,60 +91,12 @@ impl Model {
         }
     }
 
-    /// Makes `at` the start of a run if a run covers it.
-    fn split(&mut self, at: u64) {
-        let Some((start, run)) = self.covering(at) else {
-            return;
-        };
-        if start == at {
-            return;
-        }
-        let tail = run.clone();
-        self.runs.get_mut(&start).expect("run").last = at - 1;
-        self.runs.insert(at, tail);
-    }
-
     /// Gives every index of `[first, last]` the entry and marks (or empties them).
     pub(super) fn assign(&mut self, first: u64, last: u64, value: Option<(ModelEntry, u8)>) {
-        self.split(first);
-        if last < u64::MAX {
-            self.split(last + 1);
-        }
-        let inside: Vec<u64> = self.runs.range(first..=last).map(|(&k, _)| k).collect();
-        for key in inside {
-            self.runs.remove(&key);
-        }
-        if let Some((entry, marks)) = value {
-            self.runs.insert(first, ModelRun { last, entry, marks });
-            self.coalesce(first);
-        }
-    }
-
-    /// Merges the run at `start` with equal neighbours (keeps the map small).
-    fn coalesce(&mut self, start: u64) {
-        let mut start = start;
-        if let Some((&prev, prev_run)) = self.runs.range(..start).next_back() {
-            let run = &self.runs[&start];
-            if prev_run.last.wrapping_add(1) == start
-                && prev_run.entry == run.entry
-                && prev_run.marks == run.marks
-            {
-                let last = run.last;
-                self.runs.remove(&start);
-                self.runs.get_mut(&prev).expect("run").last = last;
-                start = prev;
-            }
-        }
-        let run = &self.runs[&start];
-        if run.last < u64::MAX {
-            let next = run.last + 1;
-            if let Some(next_run) = self.runs.get(&next) {
-                if next_run.entry == run.entry && next_run.marks == run.marks {
-                    let last = next_run.last;
-                    self.runs.remove(&next);
-                    self.runs.get_mut(&start).expect("run").last = last;
-                }
-            }
+        let stored = value.is_some();
+        self.runs.assign(first, last, value);
+        if stored {
+            self.runs.coalesce(first);
         }
     }
 
@@ -184,30 +119,18 @@ impl Model {
     }
 
     fn union_marks(&self, first: u64, last: u64) -> u8 {
-        self.overlapping(first, last)
-            .fold(0, |marks, (_, run)| marks | run.marks)
-    }
-
-    /// The runs intersecting `[first, last]`, ascending.
-    fn overlapping(&self, first: u64, last: u64) -> impl Iterator<Item = (u64, &ModelRun)> {
-        let from = self.covering(first).map_or(first, |(start, _)| start);
         self.runs
-            .range(from..=last)
-            .map(|(&start, run)| (start, run))
+            .overlapping(first, last)
+            .fold(0, |marks, (_, run)| marks | run.marks)
     }
 
     /// Sets or clears a mark on one index; `false` if it is empty.
     pub(super) fn change_mark(&mut self, index: u64, mark: MarkSel, on: bool) -> bool {
-        let Some((entry, marks)) = self.get(index).map(|(e, m)| (e.clone(), m)) else {
-            return false;
-        };
-        let marks = if on {
-            marks | mark.bit()
-        } else {
-            marks & !mark.bit()
-        };
-        self.assign(index, index, Some((entry, marks)));
-        true
+        let changed = self.runs.change_mark(index, mark.bit(), on);
+        if changed {
+            self.runs.coalesce(index);
+        }
+        changed
     }
 
     /// Whether every index is empty.
@@ -218,29 +141,23 @@ impl Model {
     /// The number of indices holding items.
     pub(super) fn items(&self) -> u64 {
         self.runs
-            .iter()
-            .filter(|(_, run)| matches!(run.entry, ModelEntry::Item(_)))
-            .map(|(&start, run)| run.last - start + 1)
-            .sum()
+            .count(|entry| matches!(entry, ModelEntry::Item(_)))
     }
 
     pub(super) fn any_marked(&self, mark: MarkSel) -> bool {
-        self.runs.values().any(|run| run.marks & mark.bit() != 0)
+        self.runs.any_marked(mark.bit())
     }
 
     /// The first non-empty index at or after `from`.
     pub(super) fn first_at_or_after(&self, from: u64) -> Option<u64> {
-        if self.covering(from).is_some() {
-            return Some(from);
-        }
-        self.runs.range(from..).next().map(|(&start, _)| start)
+        self.runs.first_at_or_after(from)
     }
 
     /// Maximal runs of identical entries in `[first, last]` (only indices carrying
     /// `mark`, if given).
     pub(super) fn flatten(&self, first: u64, last: u64, mark: Option<MarkSel>) -> Vec<Run> {
         let mut out = Vec::new();
-        for (start, run) in self.overlapping(first, last) {
+        for (start, run) in self.runs.overlapping(first, last) {
             if mark.is_some_and(|m| run.marks & m.bit() == 0) {
                 continue;
             }
@@ -254,7 +171,7 @@ impl Model {
     pub(super) fn uniform(&self, first: u64, last: u64, entry: &ModelEntry) -> bool {
         let mut next = Some(first);
         let mut marks = None;
-        for (start, run) in self.overlapping(first, last) {
+        for (start, run) in self.runs.overlapping(first, last) {
             if Some(start.max(first)) != next || run.entry != *entry {
                 return false;
             }
@@ -277,43 +194,4 @@ pub(super) fn push_run(runs: &mut Vec<Run>, first: u64, last: u64, entry: &Model
         }
     }
     runs.push((first, last, entry.clone()));
-}
-
-/// The canonical decomposition of `[first, last]` for `slots` slots per node, computed
-/// independently of the crate: greedily from the left, the largest block of `slots^k`
-/// indices aligned to its size that fits; all of `u64` is one block.
-pub fn canonical_blocks(slots: u64, first: u64, last: u64) -> Vec<(u64, u64)> {
-    if first == 0 && last == u64::MAX {
-        return vec![(0, u64::MAX)];
-    }
-    let (mut pos, end) = (u128::from(first), u128::from(last));
-    let mut out = Vec::new();
-    while pos <= end {
-        let mut size: u128 = 1;
-        loop {
-            let bigger = size * u128::from(slots);
-            if pos % bigger != 0 || pos + bigger - 1 > end {
-                break;
-            }
-            size = bigger;
-        }
-        out.push((pos as u64, (pos + size - 1) as u64));
-        pos += size;
-    }
-    out
-}
-
-/// Normalises bounds to an inclusive `(first, last)`, `None` when no index is in range.
-pub fn inclusive(range: Range) -> Option<(u64, u64)> {
-    let first = match range.start {
-        Bound::Included(s) => s,
-        Bound::Excluded(s) => s.checked_add(1)?,
-        Bound::Unbounded => 0,
-    };
-    let last = match range.end {
-        Bound::Included(e) => e,
-        Bound::Excluded(e) => e.checked_sub(1)?,
-        Bound::Unbounded => u64::MAX,
-    };
-    (first <= last).then_some((first, last))
 }
