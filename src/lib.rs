@@ -61,6 +61,7 @@
 compile_error!("rangelock needs 64-bit pointers: a slot word carries 63-bit values");
 
 pub mod lock;
+pub mod mapping;
 pub(crate) mod sync;
 pub mod xarray;
 

@@ -101,6 +101,61 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         self.acquire(lock_span(&range)?, mode, patience)
     }
 
+    /// Like [`lock_range`](Self::lock_range), but the entries this acquisition makes by
+    /// evicting items and values stay *sealed* (no other acquirer may join them, not even
+    /// a compatible one) until [`RangeGuard::unseal`] or the guard's release.
+    ///
+    /// This is what a direct-IO writer needs to hand the evicted dirty pages over without
+    /// a race: with a plain Shared lock, a second sub-page direct write could join the
+    /// entry of an evicted dirty page and write the device before the first writer has
+    /// written that page back, and the write-back would then overwrite the newer data.
+    /// Sealed, the second writer waits until the write-back is done; indices that held
+    /// nothing are shared at once.
+    ///
+    /// ```
+    /// use rangelock::{LockError, LockMode, XArray};
+    /// use std::sync::Arc;
+    ///
+    /// let pages: XArray<&str> = XArray::new();
+    /// pages.store(1, Arc::new("dirty")).unwrap();
+    /// let mut first = pages.lock_range_sealed(0..4, LockMode::Shared).unwrap();
+    /// let other_thread = |range: std::ops::Range<u64>| {
+    ///     std::thread::scope(|s| {
+    ///         s.spawn(|| pages.try_lock_range(range, LockMode::Shared).map(drop)).join().unwrap()
+    ///     })
+    /// };
+    /// // Index 0 held nothing: another direct IO joins it. Index 1 is sealed.
+    /// assert_eq!(other_thread(0..1), Ok(()));
+    /// assert_eq!(other_thread(1..2), Err(LockError::WouldBlock));
+    /// // This thread cannot join its own sealed entry either: it would wait for itself.
+    /// assert_eq!(
+    ///     pages.try_lock_range(1..2, LockMode::Shared).unwrap_err(),
+    ///     LockError::WouldDeadlock { index: 1 }
+    /// );
+    /// let dirty = first.take_evicted(); // write it back here, then:
+    /// assert_eq!(dirty.len(), 1);
+    /// first.unseal();
+    /// assert_eq!(other_thread(1..2), Ok(()));
+    /// drop(first);
+    /// assert!(pages.is_empty());
+    /// ```
+    pub fn lock_range_sealed(
+        &self,
+        range: impl RangeBounds<u64>,
+        mode: LockMode,
+    ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
+        let range = lock_span(&range)?;
+        let mut c = Claim::new(range, mode, false);
+        c.seal = true;
+        match self.run_claim(&mut c, Patience::Forever)? {
+            None => {
+                let sealed = c.evicted.iter().map(|e| e.block).collect();
+                Ok(RangeGuard::new(self, c.first, c.last, mode, c.evicted).with_sealed(sealed))
+            }
+            Some(_) => unreachable!("only a fill keeps items"),
+        }
+    }
+
     /// The wait table this tree's waiters sleep in.
     pub(crate) fn wait_table(&self) -> &WaitTable {
         match &self.wait_table {
@@ -173,7 +228,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             }
             let (index, base, slot, word) = match step {
                 Step::Done => {
-                    if c.pending > 0 {
+                    if c.seal {
+                        claim::mark_pending(&mut cursor, c);
+                    } else if c.pending > 0 {
                         claim::clear_pending(&mut cursor, table, c);
                     }
                     return Ok(None);
@@ -193,7 +250,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
                 } => (index, base, slot, word),
             };
             let failure = match held::mode_at(tree, index) {
-                Some(mine) if !mine.is_compatible(c.mode) => {
+                // A pending entry has one holder; if this thread holds the index, it is
+                // that holder (a sealed guard of its own).
+                Some(mine) if !mine.is_compatible(c.mode) || LockState::of(word).pending => {
                     Some(LockError::WouldDeadlock { index })
                 }
                 _ => match patience {

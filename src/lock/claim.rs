@@ -58,6 +58,9 @@ pub(crate) struct Claim<T> {
     pub(crate) seq: Option<u64>,
     /// Stop at an item instead of evicting it (the fill protocol of a fault).
     pub(crate) keep_items: bool,
+    /// Leave the entries made by evicting `pending` when the claim completes (a sealed
+    /// acquisition: nobody joins them until the guard unseals).
+    pub(crate) seal: bool,
     pub(crate) evicted: Vec<Evicted<T>>,
     /// `evicted[..pending]` are marked pending in the tree.
     pub(crate) pending: usize,
@@ -73,6 +76,7 @@ impl<T> Claim<T> {
             done: false,
             seq: None,
             keep_items,
+            seal: false,
             evicted: Vec::new(),
             pending: 0,
         }
@@ -495,9 +499,24 @@ pub(crate) fn clear_pending<T: Send + Sync + 'static, const SLOTS: usize>(
     table: &WaitTable,
     c: &mut Claim<T>,
 ) {
+    unseal(
+        cursor,
+        table,
+        c.evicted[..c.pending].iter().map(|e| e.block),
+    );
+    c.pending = 0;
+}
+
+/// Clears the `pending` marks of `blocks` (entries made by evicting, held by one claim
+/// alone) and wakes the Shared acquirers that were waiting to join them.
+pub(crate) fn unseal<T: Send + Sync + 'static, const SLOTS: usize>(
+    cursor: &mut WriteCursor<'_, T, SLOTS>,
+    table: &WaitTable,
+    blocks: impl IntoIterator<Item = Block>,
+) {
     let tree = tree_key(cursor);
-    for e in &c.evicted[..c.pending] {
-        let slot = cursor.create(e.block);
+    for block in blocks {
+        let slot = cursor.create(block);
         let state = LockState::of(cursor.word(slot));
         debug_assert!(state.holders == 1 && state.pending);
         let clear = LockState {
@@ -508,10 +527,9 @@ pub(crate) fn clear_pending<T: Send + Sync + 'static, const SLOTS: usize>(
             .swap(slot, state.word(), clear.word())
             .expect("an entry with a holder changes only under the write lock");
         if state.waiters && state.mode == LockMode::Shared {
-            table.wake(tree, e.block.first, Wake::SharedFront);
+            table.wake(tree, block.first, Wake::SharedFront);
         }
     }
-    c.pending = 0;
 }
 
 /// Undoes a failed claim: puts every evicted entry back (with its marks) and releases the

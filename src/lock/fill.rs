@@ -104,4 +104,22 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         }
         Ok(item)
     }
+
+    /// Locks `index` Exclusive for filling, without waiting, if it holds nothing or a
+    /// value and no one holds or waits for it: readahead's claim. `None` if it holds an
+    /// item, or is locked. A release without [`RangeGuard::publish`] puts a value back.
+    pub(crate) fn try_fill_lock(&self, index: u64) -> Option<RangeGuard<'_, T, SLOTS>> {
+        let range = Inclusive {
+            first: index,
+            last: index,
+        };
+        let mut c = Claim::new(range, LockMode::Exclusive, true);
+        match self.run_claim(&mut c, Patience::None) {
+            Ok(None) => Some(
+                RangeGuard::new(self, index, index, LockMode::Exclusive, c.evicted)
+                    .restore_on_release(),
+            ),
+            Ok(Some(_)) | Err(_) => None,
+        }
+    }
 }

@@ -12,6 +12,7 @@ use crate::sync::ItemArc as Arc;
 use crate::xarray::cursor::WriteCursor;
 use crate::xarray::entry::EMPTY;
 use crate::xarray::lock_word::LockState;
+use crate::xarray::span::Block;
 use crate::xarray::XArray;
 
 /// The state both guard types share: the tree, the range, the mode, the evicted entries.
@@ -24,6 +25,8 @@ struct Held<'a, T: Send + Sync + 'static, const SLOTS: usize> {
     /// Put the evicted entries back on release (a fill that failed), instead of
     /// leaving the indices empty.
     restore: bool,
+    /// Entries still sealed (`pending`) by a sealed acquisition.
+    sealed: Vec<Block>,
 }
 
 impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
@@ -138,6 +141,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
                 mode,
                 evicted,
                 restore: false,
+                sealed: Vec::new(),
             }),
             _not_send: PhantomData,
         }
@@ -152,6 +156,51 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
     pub(crate) fn restore_on_release(mut self) -> Self {
         self.held.as_mut().expect("a live guard").restore = true;
         self
+    }
+
+    /// Records the entries a sealed acquisition left sealed.
+    pub(crate) fn with_sealed(mut self, sealed: Vec<Block>) -> Self {
+        self.held.as_mut().expect("a live guard").sealed = sealed;
+        self
+    }
+
+    /// Whether entries of this guard are still sealed (see
+    /// [`lock_range_sealed`](XArray::lock_range_sealed)).
+    pub fn is_sealed(&self) -> bool {
+        !self.held().sealed.is_empty()
+    }
+
+    /// Opens the entries that [`lock_range_sealed`](XArray::lock_range_sealed) made by
+    /// evicting to other compatible holders (and wakes the ones waiting to join). Does
+    /// nothing for a guard with nothing sealed.
+    pub fn unseal(&mut self) {
+        let h = self.held.as_mut().expect("a live guard");
+        if h.sealed.is_empty() {
+            return;
+        }
+        let blocks = core::mem::take(&mut h.sealed);
+        let mut cursor = WriteCursor::new(h.xa);
+        claim::unseal(&mut cursor, h.xa.wait_table(), blocks);
+    }
+
+    /// Puts `evicted` (entries this guard evicted and holds alone: Exclusive, or still
+    /// sealed) back in place
+    /// of their lock entries, marks included, and releases the range: the direct-IO
+    /// path's undo when writing back an evicted dirty page failed.
+    pub(crate) fn release_restoring(mut self, evicted: Vec<Evicted<T>>) {
+        let h = self.take();
+        debug_assert!(
+            h.mode == LockMode::Exclusive
+                || evicted
+                    .iter()
+                    .all(|e| h.sealed.iter().any(|b| b.first == e.block.first)),
+            "restoring entries that others may share"
+        );
+        // One critical section: nobody may take a restored index before the release.
+        let mut cursor = WriteCursor::new(h.xa);
+        let table = h.xa.wait_table();
+        claim::restore(&mut cursor, table, evicted);
+        claim::release(&mut cursor, table, h.first, h.last);
     }
 
     /// Takes the guard out of this thread's held list (it is being consumed).

@@ -1,0 +1,198 @@
+//! The truncate family: size changes and range edits, Exclusive over the pages they
+//! affect, with the evicted dirty pages handed to the caller.
+
+use core::fmt;
+use core::ops::{RangeBounds, RangeInclusive};
+use std::sync::Arc;
+
+use super::error::MappingError;
+use super::page::Page;
+use super::Mapping;
+use crate::lock::{LockMode, RangeGuard};
+
+/// An edit of the file (truncate, hole punch, collapse, insert) in progress: its pages
+/// are locked Exclusive and evicted, and the new size is in place. The caller changes
+/// its on-disk file, writing [`dirty`](Self::dirty) pages first, then drops the guard.
+#[must_use = "the pages are unlocked as soon as the guard is dropped"]
+pub struct EditGuard<'a, P: Send + Sync + 'static, const SLOTS: usize = 64> {
+    guard: RangeGuard<'a, Page<P>, SLOTS>,
+    dirty: Vec<(u64, Arc<Page<P>>)>,
+    size: u64,
+}
+
+impl<P: Send + Sync + 'static, const SLOTS: usize> EditGuard<'_, P, SLOTS> {
+    /// The pages locked (and emptied) for the edit.
+    pub fn pages(&self) -> RangeInclusive<u64> {
+        self.guard.range()
+    }
+
+    /// The file size the edit set.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The evicted dirty pages whose data survives the edit, by index: the page that
+    /// straddles a new end of file or a hole's edge, and for collapse and insert every
+    /// page that moves. Their data must reach the device before the on-disk edit. Pages
+    /// whose data the edit discards are not listed.
+    pub fn dirty(&self) -> &[(u64, Arc<Page<P>>)] {
+        &self.dirty
+    }
+}
+
+impl<P: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for EditGuard<'_, P, SLOTS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EditGuard")
+            .field("pages", &self.pages())
+            .field("size", &self.size)
+            .field("dirty", &self.dirty.len())
+            .finish()
+    }
+}
+
+impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
+    /// Locks `pages` Exclusive, evicts their pages, and keeps the dirty ones for which
+    /// `keeps(index)` holds. Then `size_after(old size)` decides the new size (or refuses
+    /// the edit) while the range is held.
+    fn edit(
+        &self,
+        pages: RangeInclusive<u64>,
+        keeps: impl Fn(u64) -> bool,
+        size_after: impl FnOnce(u64) -> Result<u64, MappingError>,
+    ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
+        let mut guard = self.pages.lock_range(pages, LockMode::Exclusive)?;
+        let size = match size_after(self.size()) {
+            Ok(size) => size,
+            Err(error) => {
+                // Refused: put the pages back as they were.
+                let evicted = guard.take_evicted();
+                guard.release_restoring(evicted);
+                return Err(error);
+            }
+        };
+        let mut dirty = Vec::new();
+        for e in guard.take_evicted() {
+            let Some(page) = e.entry().item() else {
+                continue;
+            };
+            let index = *e.range().start();
+            let mut lock = page.lock();
+            lock.set_evicted(true);
+            if lock.is_dirty() {
+                lock.set_dirty(false);
+                if keeps(index) {
+                    dirty.push((index, Arc::clone(page)));
+                }
+            }
+        }
+        self.store_size(size);
+        Ok(EditGuard { guard, dirty, size })
+    }
+
+    /// Sets the file size to `new_size`, evicting every page from the one that holds
+    /// the new end of file onwards; a fault there afterwards fails with
+    /// [`MappingError::BeyondEof`]. The dirty page that straddles the new end (its bytes
+    /// below it survive) is handed over in the guard.
+    ///
+    /// ```
+    /// use rangelock::mapping::{Mapping, MappingError};
+    ///
+    /// let file: Mapping<u8> = Mapping::new();
+    /// file.set_size(4 * 4096);
+    /// for i in 0..4 {
+    ///     file.write(i, |_| Ok::<_, ()>(0), |b| *b = 1).unwrap();
+    /// }
+    /// let edit = file.truncate(4096 + 10).unwrap();
+    /// assert_eq!(edit.dirty().iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1]);
+    /// drop(edit); // after the on-disk truncate
+    /// assert_eq!(file.size(), 4106);
+    /// assert!(matches!(file.fault(2, |_| Ok::<_, ()>(0)), Err(MappingError::BeyondEof { index: 2, .. })));
+    /// ```
+    pub fn truncate(&self, new_size: u64) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
+        let first = self.geometry.page_of(new_size);
+        let partial = !self.geometry.is_aligned(new_size);
+        self.edit(
+            first..=u64::MAX,
+            |index| partial && index == first,
+            |_| Ok(new_size),
+        )
+    }
+
+    /// Evicts the pages that cover `bytes` (the caller frees the blocks on disk). The
+    /// dirty pages that the hole covers only partly are handed over in the guard.
+    pub fn punch_hole(
+        &self,
+        bytes: impl RangeBounds<u64>,
+    ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
+        let (first, last) = self.geometry.bytes(&bytes)?;
+        let (p, q) = (self.geometry.page_of(first), self.geometry.page_of(last));
+        let head_partial = !self.geometry.is_aligned(first);
+        let tail_partial = last != u64::MAX && !self.geometry.is_aligned(last + 1);
+        self.edit(
+            p..=q,
+            |index| (head_partial && index == p) || (tail_partial && index == q),
+            Ok,
+        )
+    }
+
+    /// Removes `bytes` from the file, moving everything after them down (the caller
+    /// moves the data on disk). The range must start and end on page boundaries and end
+    /// before the end of file. Every page from the range's start on is evicted; the
+    /// dirty ones after the range are handed over.
+    pub fn collapse_range(
+        &self,
+        bytes: impl RangeBounds<u64>,
+    ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
+        let (first, last) = self.aligned(&bytes)?;
+        let after = self.geometry.page_of(last) + 1;
+        self.edit(
+            self.geometry.page_of(first)..=u64::MAX,
+            |index| index >= after,
+            |size| {
+                if last >= size.saturating_sub(1) || size == 0 {
+                    return Err(MappingError::OutsideFile { first, last, size });
+                }
+                Ok(size - (last - first + 1))
+            },
+        )
+    }
+
+    /// Inserts `bytes.len()` bytes of hole at the range's start, moving everything from
+    /// there up (the caller moves the data on disk). The range must start and end on
+    /// page boundaries and start inside the file. Every page from the range's start on
+    /// is evicted; the dirty ones are handed over.
+    pub fn insert_range(
+        &self,
+        bytes: impl RangeBounds<u64>,
+    ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
+        let (first, last) = self.aligned(&bytes)?;
+        let added = last - first + 1;
+        self.edit(
+            self.geometry.page_of(first)..=u64::MAX,
+            |_| true,
+            |size| {
+                if first >= size {
+                    return Err(MappingError::OutsideFile { first, last, size });
+                }
+                size.checked_add(added)
+                    .ok_or(MappingError::TooLarge { size, added })
+            },
+        )
+    }
+
+    /// The first and last byte of a page-aligned range.
+    fn aligned(&self, bytes: &impl RangeBounds<u64>) -> Result<(u64, u64), MappingError> {
+        let (first, last) = self.geometry.bytes(bytes)?;
+        if !self.geometry.is_aligned(first)
+            || last == u64::MAX
+            || !self.geometry.is_aligned(last + 1)
+        {
+            return Err(MappingError::Unaligned {
+                first,
+                last,
+                page_size: self.page_size(),
+            });
+        }
+        Ok((first, last))
+    }
+}

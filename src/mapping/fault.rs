@@ -1,0 +1,176 @@
+//! Faults, readahead and buffered IO: the paths that add pages and use them.
+
+use core::ops::RangeBounds;
+use std::sync::Arc;
+
+use super::error::MappingError;
+use super::page::{Page, PageLock};
+use super::{Mapping, DIRTY};
+use crate::lock::FillError;
+use crate::xarray::span;
+
+impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
+    /// The page at `index`, filling a missing one: the page-fault path (see the
+    /// [module docs](super)).
+    ///
+    /// A hit is lock-free. A locked page is waited for. A missing page (or a shadow
+    /// entry) is locked for this index alone and `fill(index)` runs with no internal lock
+    /// held; its page is published and every waiter finds it. Errors:
+    /// [`MappingError::BeyondEof`] for a page wholly past the end of file (checked again
+    /// once the index is locked, so a concurrent truncate is never missed),
+    /// [`MappingError::Lock`] with `WouldDeadlock` if this thread holds the page under
+    /// its own direct IO or edit, [`MappingError::Io`] if `fill` failed (nothing was
+    /// cached; waiters retry).
+    ///
+    /// ```
+    /// use rangelock::mapping::{Mapping, MappingError};
+    ///
+    /// let file: Mapping<String> = Mapping::new();
+    /// file.set_size(10_000); // three pages
+    /// let page = file.fault(2, |i| Ok::<_, ()>(format!("page {i}"))).unwrap();
+    /// assert_eq!(page.read(|s| s.clone()), "page 2");
+    /// let past_eof = file.fault(3, |_| Ok::<_, ()>(String::new()));
+    /// assert!(matches!(past_eof, Err(MappingError::BeyondEof { index: 3, .. })));
+    /// ```
+    pub fn fault<E>(
+        &self,
+        index: u64,
+        fill: impl FnOnce(u64) -> Result<P, E>,
+    ) -> Result<Arc<Page<P>>, MappingError<E>> {
+        if let Some(page) = self.pages.load(index) {
+            return Ok(page);
+        }
+        self.check_eof(index)?;
+        let filled = self.pages.get_or_fill(index, |index| {
+            // Under the one-index lock: ordered with a truncate that shrinks the file.
+            self.check_eof(index)?;
+            match fill(index) {
+                Ok(data) => Ok(Arc::new(Page::new(data))),
+                Err(error) => Err(MappingError::Io(error)),
+            }
+        });
+        match filled {
+            Ok(page) => Ok(page),
+            Err(FillError::Lock(error)) => Err(MappingError::Lock(error)),
+            Err(FillError::Fill(error)) => Err(error),
+        }
+    }
+
+    /// Reads ahead: fills the missing pages of `pages` (page indices, clipped to the end
+    /// of file) in one batch, and returns how many it added.
+    ///
+    /// Only indices that hold nothing (or a shadow entry) and that nobody has locked are
+    /// claimed, each with a one-index Exclusive lock, without waiting; cached pages and
+    /// pages being filled or locked are skipped. `fill` gets the claimed indices in
+    /// ascending order and returns their data in the same order; indices it returns no
+    /// data for are released unfilled. If it fails, every claim is released (shadow
+    /// entries put back) and the error is returned.
+    ///
+    /// ```
+    /// use rangelock::mapping::Mapping;
+    ///
+    /// let file: Mapping<u64> = Mapping::new();
+    /// file.set_size(8 * 4096);
+    /// file.fault(2, |i| Ok::<_, ()>(i)).unwrap();
+    /// let added = file
+    ///     .readahead(0..100, |indices| {
+    ///         assert_eq!(indices, &[0, 1, 3, 4, 5, 6, 7]); // page 2 is cached; 8.. is past EOF
+    ///         Ok::<_, ()>(indices.to_vec())
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(added, 7);
+    /// ```
+    pub fn readahead<E>(
+        &self,
+        pages: impl RangeBounds<u64>,
+        fill: impl FnOnce(&[u64]) -> Result<Vec<P>, E>,
+    ) -> Result<usize, MappingError<E>> {
+        let Some(range) = span::inclusive(&pages) else {
+            return Err(MappingError::InvalidRange {
+                start: pages.start_bound().cloned(),
+                end: pages.end_bound().cloned(),
+            });
+        };
+        let end = self.geometry.pages_in(self.size());
+        if range.first >= end {
+            return Ok(0);
+        }
+        let last = range.last.min(end - 1);
+        let mut claims = Vec::new();
+        let mut indices = Vec::new();
+        for index in range.first..=last {
+            if self.pages.load(index).is_some() {
+                continue;
+            }
+            if let Some(claim) = self.pages.try_fill_lock(index) {
+                // Under the lock: a truncate since the first check is seen here.
+                if self.check_eof::<E>(index).is_err() {
+                    break;
+                }
+                claims.push(claim);
+                indices.push(index);
+            }
+        }
+        if indices.is_empty() {
+            return Ok(0);
+        }
+        let data = fill(&indices).map_err(MappingError::Io)?;
+        let mut added = 0;
+        for (claim, data) in claims.into_iter().zip(data) {
+            if claim.publish(Arc::new(Page::new(data))).is_err() {
+                unreachable!("a one-index Exclusive claim publishes");
+            }
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// A buffered read: runs `read` on page `index` (faulted in with `fill` if missing)
+    /// under its page lock. A page evicted under the reader is looked up again, so the
+    /// data read is never older than a direct write that completed before the call.
+    pub fn read<E, R>(
+        &self,
+        index: u64,
+        mut fill: impl FnMut(u64) -> Result<P, E>,
+        read: impl FnOnce(&P) -> R,
+    ) -> Result<R, MappingError<E>> {
+        loop {
+            let page = self.fault(index, &mut fill)?;
+            let lock = page.lock();
+            if !lock.is_evicted() {
+                return Ok(read(&lock));
+            }
+        }
+    }
+
+    /// A buffered write: faults page `index` in (with `fill`), locks it, checks it is
+    /// still in the mapping, runs `write` on its data, and marks it dirty. A write that
+    /// races with an eviction either lands first (and the evicting direct IO or edit
+    /// takes its dirty data) or finds the page evicted and starts again, waiting for the
+    /// lock entry that replaced it: a completed write is never lost.
+    pub fn write<E, R>(
+        &self,
+        index: u64,
+        mut fill: impl FnMut(u64) -> Result<P, E>,
+        write: impl FnOnce(&mut P) -> R,
+    ) -> Result<R, MappingError<E>> {
+        loop {
+            let page = self.fault(index, &mut fill)?;
+            let mut lock = page.lock();
+            if lock.is_evicted() {
+                continue;
+            }
+            let result = write(lock.data_mut());
+            self.mark_dirty(index, &mut lock);
+            return Ok(result);
+        }
+    }
+
+    /// Sets the dirty flag and the tree mark of the locked page at `index`. If an
+    /// eviction has already replaced the page in the tree (it waits for this page lock),
+    /// the mark is refused, and the flag alone makes the evicting thread hand the data on.
+    fn mark_dirty(&self, index: u64, lock: &mut PageLock<'_, P>) {
+        lock.set_dirty(true);
+        self.pages.set_mark(index, DIRTY);
+    }
+}

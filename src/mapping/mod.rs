@@ -1,0 +1,223 @@
+//! A file's page cache on lock entries: [`Mapping`].
+//!
+//! The page index is an [`XArray`] of [`Page`]s. Direct IO and the truncate family lock
+//! the pages they touch with lock entries in that same tree, so a fault or a buffered
+//! read or write waits only if its own page is locked, and no operation takes a lock
+//! over the whole file.
+//!
+//! # One fault
+//!
+//! [`Mapping::fault`] looks the page up without a lock; a hit is returned at once. On a
+//! miss it checks the file size, then locks the missing index alone, Exclusive
+//! ([`XArray::get_or_fill`]): a concurrent fault of the same page waits for this one,
+//! a direct IO over the page waits too, and pages around it are untouched. With the lock
+//! held it checks the size again (a truncate that shrank the file holds its range
+//! Exclusive while it changes the size, so this check is ordered with it) and runs the
+//! caller's `fill` with no internal lock held. The filled page replaces the lock entry in
+//! one step and every waiter wakes to find it. A fill that fails or panics unlocks the
+//! index; a shadow entry it was replacing is put back.
+//!
+//! # One direct write
+//!
+//! [`Mapping::direct_io`] locks the pages that cover the byte range Shared, *sealed*
+//! ([`XArray::lock_range_sealed`]): cached pages are evicted into the guard atomically
+//! with the lock entries that replace them; indices that held nothing get lock entries
+//! that other direct IO may share at once (two sub-page writes to one page hold its entry
+//! together, holder count 2), while the entries of evicted pages stay closed until the
+//! hand-off is done. For each evicted page it then takes the page lock (waiting out a
+//! buffered write or a write-back in progress), marks it evicted, and passes dirty data
+//! to the caller's `flush`, which writes it to the device. Only then are the sealed
+//! entries opened and the guard returned; the caller does its IO and drops the guard.
+//! Faults and buffered IO on those pages wait until then and read the new data. If a
+//! `flush` fails, the pages are put back (marks included) and nothing is lost.
+//!
+//! Direct reads take the same path. (A lighter read that keeps clean pages cached would
+//! have to wait only for sealed entries and flush dirty pages in place; it is not built.)
+//!
+//! # One truncate
+//!
+//! [`Mapping::truncate`] locks from the page that holds the new end of file to the end
+//! of the index space, Exclusive: it waits for faults, fills and direct IO in that range
+//! to finish, and no new page can appear there. It evicts the pages, hands the dirty one
+//! that straddles the new end to the caller, and sets the size while it holds the range,
+//! so a fault past the new end either finished before (and its page was evicted) or sees
+//! the new size and fails with [`MappingError::BeyondEof`]. The caller updates its
+//! on-disk file and drops the [`EditGuard`]. [`Mapping::punch_hole`],
+//! [`Mapping::collapse_range`] and [`Mapping::insert_range`] work the same way over their
+//! ranges (to the end of the file for the last two, whose pages move).
+//!
+//! # Self-deadlock (gup)
+//!
+//! A fault on a page that the calling thread holds under its own direct IO fails with
+//! [`MappingError::Lock`]`(`[`LockError::WouldDeadlock`]`)`: a direct write whose source
+//! buffer is a mapping of the same range cannot wait for itself.
+//! [`Mapping::direct_write_from`] is the policy a file system wraps around such a write:
+//! fault the source in with nothing locked, lock, pin the source without blocking, and
+//! if it cannot be pinned unlock and retry a bounded number of times, then fall back to
+//! a buffered write. It neither deadlocks nor livelocks.
+//!
+//! # Lock order
+//!
+//! Range locks (ascending), then page locks, then the tree's internal write lock. No
+//! thread takes a page lock while it holds the tree's write lock, and no callback runs
+//! under either.
+//!
+//! [`LockError::WouldDeadlock`]: crate::LockError::WouldDeadlock
+
+mod direct;
+mod edit;
+mod error;
+mod fault;
+mod geometry;
+mod gup;
+mod page;
+mod writeback;
+
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::xarray::{Mark, XArray};
+
+pub use direct::{DirectIo, DirectIoKind};
+pub use edit::EditGuard;
+pub use error::MappingError;
+pub use geometry::PageGeometry;
+pub use gup::{MappedBuffer, WritePath, WriteSource};
+pub use page::{Page, PageLock};
+
+/// The tree mark of dirty pages.
+pub const DIRTY: Mark = Mark::M0;
+/// The tree mark of pages under write-back.
+pub const WRITEBACK: Mark = Mark::M1;
+
+/// A file's page cache: pages of data `P` indexed by page number, a file size, and the
+/// protocol that keeps faults, buffered IO, direct IO and size changes consistent with
+/// one another (see the [module docs](self)).
+///
+/// ```
+/// use rangelock::mapping::{DirectIoKind, Mapping};
+/// use std::convert::Infallible;
+///
+/// let file: Mapping<Vec<u8>> = Mapping::new();
+/// file.set_size(3 * 4096);
+/// let read_page = |_: u64| Ok::<_, Infallible>(vec![0u8; 4096]);
+///
+/// // A buffered write faults page 1 in, writes it and marks it dirty.
+/// file.write(1, read_page, |page| page[0] = 7).unwrap();
+/// assert_eq!(file.dirty_pages(..), vec![1]);
+///
+/// // A direct write over bytes 4096..8192 evicts page 1 and hands its dirty data over.
+/// let mut written_back = Vec::new();
+/// let dio = file
+///     .direct_io(4096..8192, DirectIoKind::Write, |index, data: &Vec<u8>| {
+///         written_back.push((index, data[0]));
+///         Ok::<_, Infallible>(())
+///     })
+///     .unwrap();
+/// assert_eq!(written_back, vec![(1, 7)]);
+/// assert!(file.get(1).is_none()); // faults on page 1 now wait for `dio`
+/// drop(dio);
+/// assert!(file.dirty_pages(..).is_empty());
+/// ```
+pub struct Mapping<P: Send + Sync + 'static, const SLOTS: usize = 64> {
+    pages: XArray<Page<P>, SLOTS>,
+    geometry: PageGeometry,
+    size: AtomicU64,
+}
+
+impl<P: Send + Sync + 'static> Mapping<P> {
+    /// An empty file (size 0) with 4096-byte pages.
+    pub fn new() -> Self {
+        Self::with_tree(XArray::new(), PageGeometry::default())
+    }
+
+    /// An empty file with `page_size`-byte pages (a power of two up to 2^32).
+    pub fn with_page_size(page_size: u64) -> Result<Self, MappingError> {
+        Ok(Self::with_tree(
+            XArray::new(),
+            PageGeometry::new(page_size)?,
+        ))
+    }
+}
+
+impl<P: Send + Sync + 'static> Default for Mapping<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
+    /// An empty file over `pages` (an empty tree, say with its own collector or wait
+    /// table, or fewer slots for tests).
+    pub fn with_tree(pages: XArray<Page<P>, SLOTS>, geometry: PageGeometry) -> Self {
+        Mapping {
+            pages,
+            geometry,
+            size: AtomicU64::new(0),
+        }
+    }
+
+    /// The page index, for inspection (`get`, `iter`, marks). Changing it directly
+    /// bypasses the protocol.
+    pub fn pages(&self) -> &XArray<Page<P>, SLOTS> {
+        &self.pages
+    }
+
+    /// The page geometry.
+    pub fn geometry(&self) -> PageGeometry {
+        self.geometry
+    }
+
+    /// The page size in bytes.
+    pub fn page_size(&self) -> u64 {
+        self.geometry.page_size()
+    }
+
+    /// The file size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// Grows the file to `size` bytes if it is smaller (a write past the end of file).
+    /// Shrinking takes [`truncate`](Self::truncate), which evicts the pages past the end.
+    /// Returns the size after the call.
+    pub fn set_size(&self, size: u64) -> u64 {
+        self.size.fetch_max(size, Ordering::AcqRel).max(size)
+    }
+
+    /// Sets the size; the caller holds the affected range Exclusive.
+    fn store_size(&self, size: u64) {
+        self.size.store(size, Ordering::Release);
+    }
+
+    /// Refuses page `index` if it lies wholly at or past the end of the file.
+    fn check_eof<E>(&self, index: u64) -> Result<(), MappingError<E>> {
+        let size = self.size();
+        if index >= self.geometry.pages_in(size) {
+            return Err(MappingError::BeyondEof { index, size });
+        }
+        Ok(())
+    }
+
+    /// The cached page at `index`: a lock-free lookup, `None` for a missing or locked
+    /// page.
+    pub fn get(&self, index: u64) -> Option<std::sync::Arc<Page<P>>> {
+        self.pages.load(index)
+    }
+
+    /// The number of cached pages.
+    pub fn cached_pages(&self) -> usize {
+        self.pages
+            .iter(..)
+            .filter(|(_, e)| e.item().is_some())
+            .count()
+    }
+}
+
+impl<P: Send + Sync + 'static, const SLOTS: usize> core::fmt::Debug for Mapping<P, SLOTS> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Mapping")
+            .field("page_size", &self.page_size())
+            .field("size", &self.size())
+            .field("pages", &self.pages)
+            .finish()
+    }
+}
