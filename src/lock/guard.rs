@@ -108,11 +108,13 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
 /// pages.store(5, Arc::new("dirty page")).unwrap();
 ///
 /// // A direct-IO write over pages 0..16: the cached page is evicted into the guard.
-/// let mut dio = pages.lock_range(0..16, LockMode::Shared).unwrap();
+/// // Sealed, so that no other direct IO joins page 5 before it is written back.
+/// let mut dio = pages.lock_range_sealed(0..16, LockMode::Shared).unwrap();
 /// assert_eq!(dio.evicted().len(), 1);
 /// assert!(matches!(pages.get(5), Entry::Locked { mode: LockMode::Shared, holders: 1 }));
 /// let page = dio.take_evicted().remove(0).into_entry();
-/// assert_eq!(page.item().map(|p| **p), Some("dirty page")); // write it back, then IO
+/// assert_eq!(page.item().map(|p| **p), Some("dirty page")); // write it back,
+/// dio.unseal(); // then let other direct IO in, and do this one's IO
 /// drop(dio);
 /// assert!(pages.get(5).is_empty());
 /// ```

@@ -260,3 +260,83 @@ fn a_failed_fill_puts_the_shadow_entry_back() {
     assert!(!xa.get_mark(3, Mark::M2));
     xa.check_invariants().unwrap();
 }
+
+#[test]
+fn sealed_entries_refuse_joiners_until_unsealed() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    xa.store(1, Arc::new(1)).unwrap();
+    xa.store_value(6, 60).unwrap();
+    let mut first = xa.lock_range_sealed(0..8, LockMode::Shared).unwrap();
+    assert!(first.is_sealed());
+    assert_eq!(first.evicted().len(), 2);
+    // The sealed entries (1 and 6) may not be joined, not even by this thread, which
+    // would wait for itself: WouldDeadlock, and the refusal changes nothing.
+    for index in [1, 6] {
+        assert_eq!(
+            xa.try_lock_range(index..=index, LockMode::Shared)
+                .unwrap_err(),
+            LockError::WouldDeadlock { index }
+        );
+        assert_eq!(locked(xa.get(index)), Some((LockMode::Shared, 1)));
+    }
+    // Entries made from nothing are shared at once.
+    let second = xa.try_lock_range(0..1, LockMode::Shared).unwrap();
+    assert_eq!(locked(xa.get(0)), Some((LockMode::Shared, 2)));
+    first.unseal();
+    assert!(!first.is_sealed());
+    first.unseal(); // a second unseal does nothing
+    let third = xa.try_lock_range(1..=6, LockMode::Shared).unwrap();
+    assert_eq!(locked(xa.get(1)), Some((LockMode::Shared, 2)));
+    assert_eq!(locked(xa.get(6)), Some((LockMode::Shared, 2)));
+    drop((first, second, third));
+    assert!(xa.is_empty());
+    assert_eq!(xa.node_count(), 0);
+    xa.check_invariants().unwrap();
+}
+
+#[test]
+fn a_sealed_guard_released_unopened_leaves_nothing() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    for i in [0, 5, 63] {
+        xa.store(i, Arc::new(i)).unwrap();
+    }
+    let guard = xa.lock_range_sealed(.., LockMode::Exclusive).unwrap();
+    assert_eq!(guard.evicted().len(), 3);
+    assert!(guard.is_sealed());
+    drop(guard);
+    assert!(xa.is_empty());
+    assert_eq!(xa.node_count(), 0);
+    // On an empty tree the whole range takes the fast path: nothing to seal.
+    let fast = xa.lock_range_sealed(.., LockMode::Shared).unwrap();
+    assert!(!fast.is_sealed());
+    drop(fast);
+    assert!(xa.is_empty());
+    xa.check_invariants().unwrap();
+}
+
+#[test]
+fn release_restoring_puts_sealed_entries_back_with_marks() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    xa.store(2, Arc::new(2)).unwrap();
+    xa.set_mark(2, Mark::M0);
+    xa.store_value(9, 90).unwrap();
+    xa.set_mark(9, Mark::M1);
+    let mut guard = xa.lock_range_sealed(0..=20, LockMode::Shared).unwrap();
+    let evicted = guard.take_evicted();
+    assert_eq!(evicted.len(), 2);
+    guard.release_restoring(evicted);
+    assert_eq!(xa.load(2).as_deref(), Some(&2));
+    assert!(xa.get_mark(2, Mark::M0));
+    assert_eq!(xa.get(9).value(), Some(90));
+    assert!(xa.get_mark(9, Mark::M1));
+    assert_eq!(xa.len(), 1); // items only; the value is back too
+    assert!(xa.iter(..).all(|(_, e)| !matches!(e, Entry::Locked { .. })));
+    // An Exclusive guard holds everything alone: it may restore too.
+    let mut x = xa.lock_range(0..=9, LockMode::Exclusive).unwrap();
+    let evicted = x.take_evicted();
+    x.release_restoring(evicted);
+    assert_eq!(xa.len(), 1);
+    assert_eq!(xa.get(9).value(), Some(90));
+    assert!(xa.get_mark(2, Mark::M0));
+    xa.check_invariants().unwrap();
+}
