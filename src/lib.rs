@@ -25,6 +25,11 @@
 //! self-deadlock is reported ([`LockError::WouldDeadlock`]). [`RangeLock`] is the same
 //! lock for any `u64` space.
 //!
+//! The page cache ([`mapping`]): [`mapping::Mapping`] is a file's page cache on these
+//! lock entries: faults, readahead, buffered IO, write-back, direct IO and the truncate
+//! family, consistent with one another without a lock over the whole file (its module
+//! docs walk through one fault, one direct write and one truncate).
+//!
 //! ```
 //! use rangelock::{Entry, XArray};
 //! use std::sync::Arc;
@@ -41,7 +46,7 @@
 //!
 //! `sync` (std or loom primitives) <- [`xarray`] (the tree, including the lock entries'
 //! encoding) <- [`lock`] (range locks made of lock entries: acquisition, waiting,
-//! fairness, deadlock detection). The page-cache layer builds on them.
+//! fairness, deadlock detection) <- [`mapping`] (a file's page cache).
 //!
 //! ## Verification
 //!

@@ -101,7 +101,7 @@ impl<P: Send + Sync + 'static, F, const SLOTS: usize> fmt::Debug for MappedBuffe
 impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// A direct write of `bytes` from `source`, which may be a mapping of this very
     /// range (or of a file whose own direct write maps this one): never deadlocks,
-    /// never livelocks (see the [module docs](self)).
+    /// never livelocks (see the [module docs](super)).
     ///
     /// Up to `retries + 1` times: fault the source in with nothing locked, start the
     /// direct IO ([`direct_io`](Self::direct_io) with `flush`), pin the source without
