@@ -88,9 +88,12 @@ pub(crate) fn wait_until<'a, T>(
 
 /// Locks `mutex`, ignoring poisoning.
 ///
-/// The crate never runs user code while holding one of its mutexes, and every tree
-/// update leaves the tree valid after each single-word store, so a poisoned lock only
-/// means that some unrelated thread panicked; the data is still consistent.
+/// The tree and the wait table never run user code while holding one of their mutexes,
+/// and every tree update leaves the tree valid after each single-word store, so a
+/// poisoned lock there only means that some unrelated thread panicked. A page lock
+/// (`mapping/page.rs`) does run the caller's callbacks; a page whose callback panicked
+/// stays usable: a buffered write marks it dirty before its callback runs, and an
+/// eviction whose callback panicked puts the pages back.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,

@@ -508,7 +508,8 @@ pub(crate) fn clear_pending<T: Send + Sync + 'static, const SLOTS: usize>(
 }
 
 /// Clears the `pending` marks of `blocks` (entries made by evicting, held by one claim
-/// alone) and wakes the Shared acquirers that were waiting to join them.
+/// alone) and wakes the Shared acquirers that were waiting to join them, and the
+/// watchers waiting for them to open ([`XArray::wait_sealed`](crate::XArray)).
 pub(crate) fn unseal<T: Send + Sync + 'static, const SLOTS: usize>(
     cursor: &mut WriteCursor<'_, T, SLOTS>,
     table: &WaitTable,
@@ -526,8 +527,8 @@ pub(crate) fn unseal<T: Send + Sync + 'static, const SLOTS: usize>(
         cursor
             .swap(slot, state.word(), clear.word())
             .expect("an entry with a holder changes only under the write lock");
-        if state.waiters && state.mode == LockMode::Shared {
-            table.wake(tree, block.first, Wake::SharedFront);
+        if state.waiters {
+            table.wake(tree, block.first, Wake::Unsealed);
         }
     }
 }

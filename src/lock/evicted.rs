@@ -35,6 +35,17 @@ impl<T> Evicted<T> {
     pub fn is_marked(&self, mark: Mark) -> bool {
         self.marks & (1 << mark.index()) != 0
     }
+
+    /// Sets or clears `mark` in what a restore puts back (the page cache rebuilds the
+    /// marks of pages it restores from their flags).
+    pub(crate) fn set_mark(&mut self, mark: Mark, on: bool) {
+        let bit = 1 << mark.index();
+        if on {
+            self.marks |= bit;
+        } else {
+            self.marks &= !bit;
+        }
+    }
 }
 
 impl<T: fmt::Debug> fmt::Debug for Evicted<T> {

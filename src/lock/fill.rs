@@ -9,6 +9,8 @@ use super::wait_table::Wants;
 use super::LockMode;
 use crate::sync::ItemArc as Arc;
 use crate::xarray::cursor::WriteCursor;
+use crate::xarray::entry::{self, Kind};
+use crate::xarray::lock_word::LockState;
 use crate::xarray::span::Inclusive;
 use crate::xarray::{Entry, XArray};
 
@@ -120,6 +122,46 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
                     .restore_on_release(),
             ),
             Ok(Some(_)) | Err(_) => None,
+        }
+    }
+
+    /// Waits until no entry of `range` is `pending` (sealed by a direct IO that is
+    /// handing evicted dirty pages over, or evicted by an acquisition still waiting
+    /// further on): then every page evicted before the call is on the device or back in
+    /// the tree. Waiting on such an entry that this thread holds fails with
+    /// [`LockError::WouldDeadlock`].
+    pub(crate) fn wait_sealed(&self, range: Inclusive) -> Result<(), LockError> {
+        let table = self.wait_table();
+        let tree = self as *const Self as usize;
+        let mut p = range.first;
+        loop {
+            let mut cursor = WriteCursor::new(self);
+            let sealed = loop {
+                let found = cursor.locate(p, 0);
+                let (base, end) = claim::region(&found, p);
+                if entry::kind(found.word) == Kind::Lock && LockState::of(found.word).pending {
+                    break Some((found, base));
+                }
+                if end >= range.last {
+                    break None;
+                }
+                p = end + 1;
+            };
+            let Some((found, base)) = sealed else {
+                return Ok(());
+            };
+            if held::mode_at(tree, p).is_some() {
+                return Err(LockError::WouldDeadlock { index: p });
+            }
+            if !claim::set_waiters(&mut cursor, found.slot, found.word) {
+                continue; // it changed already: look again
+            }
+            let seq = table.next_seq();
+            table.register(tree, base, Wants::Watch, seq);
+            drop(cursor);
+            table.wait(tree, base, seq, None);
+            let _cursor = WriteCursor::new(self);
+            table.remove(tree, base, seq);
         }
     }
 }

@@ -61,6 +61,10 @@ pub(crate) enum Wake {
     Front,
     /// The entry became Shared: the Shared acquirers ahead of the oldest Exclusive one.
     SharedFront,
+    /// The entry's `pending` flag was cleared (a claim completed, or a sealed guard
+    /// opened): the Shared front, as for `SharedFront`, plus every watcher (a
+    /// write-back waits for sealed entries to open).
+    Unsealed,
 }
 
 struct Bucket {
@@ -206,9 +210,10 @@ impl WaitTable {
                 (Wake::All, _) => true,
                 (Wake::Front, Wants::Watch) => true,
                 (Wake::SharedFront, Wants::Watch) => false,
+                (Wake::Unsealed, Wants::Watch) => true,
                 (Wake::Front, Wants::Acquire(LockMode::Exclusive)) => Some(r.seq) == oldest_any,
                 (_, Wants::Acquire(LockMode::Shared)) => r.seq < oldest_exclusive,
-                (Wake::SharedFront, Wants::Acquire(LockMode::Exclusive)) => false,
+                (Wake::SharedFront | Wake::Unsealed, Wants::Acquire(LockMode::Exclusive)) => false,
             };
             if chosen && !r.woken {
                 r.woken = true;

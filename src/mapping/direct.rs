@@ -5,9 +5,10 @@ use core::fmt;
 use core::ops::{RangeBounds, RangeInclusive};
 
 use super::error::MappingError;
-use super::page::{Page, PageLock};
-use super::{Mapping, DIRTY};
-use crate::lock::{Evicted, LockMode, RangeGuard};
+use super::evict::Eviction;
+use super::page::Page;
+use super::Mapping;
+use crate::lock::{DetachedGuard, LockMode, RangeGuard};
 
 /// Which way a direct IO goes. Both take the same lock today (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -27,7 +28,7 @@ pub struct DirectIo<'a, P: Send + Sync + 'static, const SLOTS: usize = 64> {
     kind: DirectIoKind,
 }
 
-impl<P: Send + Sync + 'static, const SLOTS: usize> DirectIo<'_, P, SLOTS> {
+impl<'a, P: Send + Sync + 'static, const SLOTS: usize> DirectIo<'a, P, SLOTS> {
     /// The bytes of the IO.
     pub fn bytes(&self) -> RangeInclusive<u64> {
         self.bytes.clone()
@@ -41,6 +42,47 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> DirectIo<'_, P, SLOTS> {
     /// Read or write.
     pub fn kind(&self) -> DirectIoKind {
         self.kind
+    }
+
+    /// The same IO, releasable on another thread (an asynchronous completion). It leaves
+    /// this thread's held-lock list: a later fault on these pages by this thread waits
+    /// for the completion instead of failing with `WouldDeadlock`.
+    pub fn detach(self) -> DetachedDirectIo<'a, P, SLOTS> {
+        DetachedDirectIo {
+            _guard: self.guard.detach(),
+            bytes: self.bytes,
+            kind: self.kind,
+        }
+    }
+}
+
+/// A [`DirectIo`] detached from the thread that started it ([`DirectIo::detach`]): it is
+/// `Send`, and dropping it on any thread ends the IO.
+#[must_use = "the pages are unlocked as soon as the guard is dropped"]
+pub struct DetachedDirectIo<'a, P: Send + Sync + 'static, const SLOTS: usize = 64> {
+    _guard: DetachedGuard<'a, Page<P>, SLOTS>,
+    bytes: RangeInclusive<u64>,
+    kind: DirectIoKind,
+}
+
+impl<P: Send + Sync + 'static, const SLOTS: usize> DetachedDirectIo<'_, P, SLOTS> {
+    /// The bytes of the IO.
+    pub fn bytes(&self) -> RangeInclusive<u64> {
+        self.bytes.clone()
+    }
+
+    /// Read or write.
+    pub fn kind(&self) -> DirectIoKind {
+        self.kind
+    }
+}
+
+impl<P: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for DetachedDirectIo<'_, P, SLOTS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DetachedDirectIo")
+            .field("bytes", &self.bytes)
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 
@@ -62,8 +104,11 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     ///
     /// Sub-page direct IOs to one page share its lock entry (the holder count is the
     /// number of IOs); a fault or buffered IO on a locked page waits for all of them.
-    /// The size is not checked (a direct write may extend the file; call
-    /// [`set_size`](Self::set_size) after it). If `flush` fails, every evicted page is
+    /// The size is not checked (a direct write may extend the file: call
+    /// [`set_size`](Self::set_size) after the device write, while still holding the
+    /// guard, so that a truncate cannot come in between). `flush` runs under the page
+    /// lock and with the range held: it must not fault, lock or write pages of this
+    /// mapping (a fault there fails with `WouldDeadlock`). If `flush` fails, every evicted page is
     /// put back, still dirty where it was, the range is unlocked and the error returned.
     /// A thread that faults on a page of its own direct IO gets
     /// [`MappingError::Lock`]`(WouldDeadlock)`; see
@@ -90,61 +135,23 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     ) -> Result<DirectIo<'_, P, SLOTS>, MappingError<E>> {
         let (first, last) = self.geometry.bytes(&bytes)?;
         let pages = self.geometry.page_of(first)..=self.geometry.page_of(last);
-        let mut guard = self.pages.lock_range_sealed(pages, LockMode::Shared)?;
-        let evicted = guard.take_evicted();
-        let mut failure = None;
-        for (done, e) in evicted.iter().enumerate() {
-            let Some(page) = e.entry().item() else {
-                continue; // a shadow entry: the IO makes it meaningless
-            };
-            let index = *e.range().start();
+        let guard = self.pages.lock_range_sealed(pages, LockMode::Shared)?;
+        // Dropped on an error or a panic before `commit`: the pages go back.
+        let eviction = Eviction::new(self, guard);
+        for (index, page) in eviction.pages() {
             let mut lock = page.lock();
             lock.set_evicted(true);
             if lock.is_dirty() {
-                if let Err(error) = flush(index, &lock) {
-                    failure = Some((done, error));
-                    break;
-                }
+                flush(index, &lock).map_err(MappingError::Io)?;
                 lock.set_dirty(false);
             }
         }
-        if let Some((done, error)) = failure {
-            self.undo_eviction(guard, evicted, done);
-            return Err(MappingError::Io(error));
-        }
+        let mut guard = eviction.commit();
         guard.unseal();
         Ok(DirectIo {
             guard,
             bytes: first..=last,
             kind,
         })
-    }
-
-    /// A failed direct IO: puts every evicted entry back (the first `touched + 1` pages
-    /// were marked evicted; those flushed before the failure are clean now), releases
-    /// the range, and makes the pages usable again.
-    fn undo_eviction(
-        &self,
-        guard: RangeGuard<'_, Page<P>, SLOTS>,
-        evicted: Vec<Evicted<Page<P>>>,
-        touched: usize,
-    ) {
-        let pages: Vec<_> = evicted
-            .iter()
-            .take(touched + 1)
-            .filter_map(|e| Some((*e.range().start(), e.entry().item()?.clone())))
-            .collect();
-        guard.release_restoring(evicted);
-        for (index, page) in pages {
-            let mut lock: PageLock<'_, P> = page.lock();
-            lock.set_evicted(false);
-            // The restored marks are those at eviction: a page flushed since is clean, a
-            // write that landed before the evicted flag made one dirty.
-            if lock.is_dirty() {
-                self.pages.set_mark(index, DIRTY);
-            } else {
-                self.pages.clear_mark(index, DIRTY);
-            }
-        }
     }
 }

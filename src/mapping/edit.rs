@@ -6,6 +6,7 @@ use core::ops::{RangeBounds, RangeInclusive};
 use std::sync::Arc;
 
 use super::error::MappingError;
+use super::evict::Eviction;
 use super::page::Page;
 use super::Mapping;
 use crate::lock::{LockMode, RangeGuard};
@@ -60,22 +61,12 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         keeps: impl Fn(u64) -> bool,
         size_after: impl FnOnce(u64) -> Result<u64, MappingError>,
     ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
-        let mut guard = self.pages.lock_range(pages, LockMode::Exclusive)?;
-        let size = match size_after(self.size()) {
-            Ok(size) => size,
-            Err(error) => {
-                // Refused: put the pages back as they were.
-                let evicted = guard.take_evicted();
-                guard.release_restoring(evicted);
-                return Err(error);
-            }
-        };
+        let guard = self.pages.lock_range(pages, LockMode::Exclusive)?;
+        // Dropped on a refusal before `commit`: the pages go back.
+        let eviction = Eviction::new(self, guard);
+        let size = size_after(self.size())?;
         let mut dirty = Vec::new();
-        for e in guard.take_evicted() {
-            let Some(page) = e.entry().item() else {
-                continue;
-            };
-            let index = *e.range().start();
+        for (index, page) in eviction.pages() {
             let mut lock = page.lock();
             lock.set_evicted(true);
             if lock.is_dirty() {
@@ -85,6 +76,7 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
                 }
             }
         }
+        let guard = eviction.commit();
         self.store_size(size);
         Ok(EditGuard { guard, dirty, size })
     }

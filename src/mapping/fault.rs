@@ -64,7 +64,8 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// pages being filled or locked are skipped. `fill` gets the claimed indices in
     /// ascending order and returns their data in the same order; indices it returns no
     /// data for are released unfilled. If it fails, every claim is released (shadow
-    /// entries put back) and the error is returned.
+    /// entries put back) and the error is returned. It takes one claim per missing
+    /// index before calling `fill`: keep the window to what one batch should read.
     ///
     /// ```
     /// use rangelock::mapping::Mapping;
@@ -147,7 +148,11 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// still in the mapping, runs `write` on its data, and marks it dirty. A write that
     /// races with an eviction either lands first (and the evicting direct IO or edit
     /// takes its dirty data) or finds the page evicted and starts again, waiting for the
-    /// lock entry that replaced it: a completed write is never lost.
+    /// lock entry that replaced it: a completed write is never lost. The page is marked
+    /// dirty before `write` runs (a panicking `write` leaves it dirty).
+    ///
+    /// `fill`'s page is cached even if `write` then panics. `read` and `write` run under
+    /// the page lock: they must not fault, lock or write pages of this mapping.
     pub fn write<E, R>(
         &self,
         index: u64,
@@ -160,9 +165,10 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
             if lock.is_evicted() {
                 continue;
             }
-            let result = write(lock.data_mut());
+            // Dirty before the caller's code runs: a `write` that panics half-way leaves
+            // a change that readers can see, and write-back must see it too.
             self.mark_dirty(index, &mut lock);
-            return Ok(result);
+            return Ok(write(lock.data_mut()));
         }
     }
 

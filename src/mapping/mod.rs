@@ -67,6 +67,7 @@
 mod direct;
 mod edit;
 mod error;
+mod evict;
 mod fault;
 mod geometry;
 mod gup;
@@ -76,7 +77,7 @@ mod writeback;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::xarray::{Mark, XArray};
 
-pub use direct::{DirectIo, DirectIoKind};
+pub use direct::{DetachedDirectIo, DirectIo, DirectIoKind};
 pub use edit::EditGuard;
 pub use error::MappingError;
 pub use geometry::PageGeometry;

@@ -4,6 +4,7 @@ use core::ops::RangeBounds;
 
 use super::error::MappingError;
 use super::{Mapping, DIRTY, WRITEBACK};
+use crate::xarray::span::{self, Inclusive};
 
 impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// The indices of the dirty pages in `pages`, ascending, found by the dirty mark
@@ -17,13 +18,23 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     }
 
     /// Writes the dirty pages of `pages` back with `write(index, data)`, in ascending
-    /// order, and returns how many it wrote.
+    /// order, and returns how many it wrote: the page-cache half of an fsync.
     ///
     /// Each page is locked, found still in the mapping and dirty, marked writeback and
     /// clean, and written with its lock held (a buffered write to it waits; a direct IO
     /// evicting it waits, so the device sees this write before the direct one). If
     /// `write` fails, the page is marked dirty again and the error returned: the data
     /// stays cached.
+    ///
+    /// A dirty page that a direct IO evicted is not in the tree while that IO hands it
+    /// over; so after one pass write-back waits until no entry of the range is sealed
+    /// (every such hand-off has reached the device, or failed and put its pages back),
+    /// then makes a second pass. When it returns, every buffered write that completed
+    /// before the call is on the device. Waiting on a hand-off of this thread's own
+    /// fails with [`MappingError::Lock`]`(WouldDeadlock)`.
+    ///
+    /// `write` runs under the page lock: it must not fault, lock or write pages of this
+    /// mapping.
     ///
     /// ```
     /// use rangelock::mapping::Mapping;
@@ -43,8 +54,23 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         pages: impl RangeBounds<u64>,
         mut write: impl FnMut(u64, &P) -> Result<(), E>,
     ) -> Result<usize, MappingError<E>> {
+        let Some(range) = span::inclusive(&pages) else {
+            return Ok(0);
+        };
+        let mut written = self.writeback_pass(range, &mut write)?;
+        self.pages.wait_sealed(range)?;
+        written += self.writeback_pass(range, &mut write)?;
+        Ok(written)
+    }
+
+    /// One pass of [`writeback`](Self::writeback) over the pages marked dirty.
+    fn writeback_pass<E>(
+        &self,
+        range: Inclusive,
+        write: &mut impl FnMut(u64, &P) -> Result<(), E>,
+    ) -> Result<usize, MappingError<E>> {
         let mut written = 0;
-        for (span, entry) in self.pages.iter_marked(pages, DIRTY) {
+        for (span, entry) in self.pages.iter_marked(range.first..=range.last, DIRTY) {
             let (Some(page), index) = (entry.item(), *span.start()) else {
                 continue;
             };

@@ -1,0 +1,88 @@
+//! Taking over the pages that a range lock evicted, and putting them back if the
+//! operation fails.
+//!
+//! A range lock removes cached pages from the tree atomically with the lock entries that
+//! replace them; the pages' own state changes afterwards, one page lock at a time (see
+//! [`Page`]). While an [`Eviction`] lives, the range stays locked and the evicted
+//! entries are held alone (a sealed Shared lock, or an Exclusive one), so they can still
+//! be put back: dropping the `Eviction` without [`commit`](Eviction::commit) (an error
+//! returned by a callback, a refused edit, a panic in a callback) does that.
+//!
+//! # The undo
+//!
+//! Every evicted page is locked, in ascending index order, before anything is put back,
+//! and stays locked until the range has been released: so no page can be evicted again,
+//! written, or written back half-way through. Each page's `evicted` flag is cleared and
+//! its restored marks are rebuilt from its flags (a buffered write that was inside its
+//! page lock when the eviction happened may have dirtied it since, and its mark was
+//! refused by the lock entry; a write-back that ran meanwhile has cleaned it). Then the
+//! entries go back and the range is released, in one critical section of the tree.
+
+use std::sync::Arc;
+
+use super::page::{Page, PageLock};
+use super::{Mapping, DIRTY, WRITEBACK};
+use crate::lock::{Evicted, RangeGuard};
+
+/// Pages evicted by a range lock that the operation has not yet committed to.
+pub(crate) struct Eviction<'a, P: Send + Sync + 'static, const SLOTS: usize> {
+    guard: Option<RangeGuard<'a, Page<P>, SLOTS>>,
+    evicted: Vec<Evicted<Page<P>>>,
+}
+
+impl<'a, P: Send + Sync + 'static, const SLOTS: usize> Eviction<'a, P, SLOTS> {
+    /// Takes over what `guard` evicted. The guard must hold the evicted entries alone
+    /// (sealed, or Exclusive) until [`commit`](Self::commit).
+    pub(crate) fn new(
+        _mapping: &'a Mapping<P, SLOTS>,
+        mut guard: RangeGuard<'a, Page<P>, SLOTS>,
+    ) -> Self {
+        let evicted = guard.take_evicted();
+        Eviction {
+            guard: Some(guard),
+            evicted,
+        }
+    }
+
+    /// The evicted pages (not shadow entries), ascending, with their indices.
+    pub(crate) fn pages(&self) -> impl Iterator<Item = (u64, &Arc<Page<P>>)> {
+        self.evicted
+            .iter()
+            .filter_map(|e| Some((*e.range().start(), e.entry().item()?)))
+    }
+
+    /// Keeps the eviction: the pages are gone for good; the guard is the caller's.
+    pub(crate) fn commit(mut self) -> RangeGuard<'a, Page<P>, SLOTS> {
+        self.guard.take().expect("committed once")
+    }
+}
+
+impl<P: Send + Sync + 'static, const SLOTS: usize> Drop for Eviction<'_, P, SLOTS> {
+    fn drop(&mut self) {
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
+        let mut evicted = core::mem::take(&mut self.evicted);
+        let pages: Vec<Arc<Page<P>>> = evicted
+            .iter()
+            .filter_map(|e| e.entry().item().cloned())
+            .collect();
+        let locks: Vec<PageLock<'_, P>> = pages
+            .iter()
+            .map(|page| {
+                let mut lock = page.lock();
+                lock.set_evicted(false);
+                lock
+            })
+            .collect();
+        for e in &mut evicted {
+            if let Some(page) = e.entry().item() {
+                let (dirty, writeback) = (page.is_dirty(), page.is_writeback());
+                e.set_mark(DIRTY, dirty);
+                e.set_mark(WRITEBACK, writeback);
+            }
+        }
+        guard.release_restoring(evicted);
+        drop(locks);
+    }
+}
