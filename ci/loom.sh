@@ -3,7 +3,10 @@
 # negative control that must catch a reader that does not pin, and the range-lock
 # protocol (tests/loom_lock.rs: wake-ups, the head fast path, holder counts, fairness,
 # downgrade, fill vs direct IO; about 35 s, most of it the whole-range vs sub-range
-# model, whose slow path builds a 32-level tree of 4-slot nodes).
+# model, whose slow path builds a 32-level tree of 4-slot nodes), and the page-cache
+# protocol (tests/loom_mapping.rs: fault vs direct write, buffered write vs eviction,
+# the sealed hand-off vs a second sub-page direct write, truncate vs fault; about 5 s,
+# the truncate model capped at one preemption).
 #
 # Both cfgs are needed, in one RUSTFLAGS:
 # - `--cfg loom` swaps rangelock's atomics, mutex and cells for loom's (src/sync.rs) and
@@ -27,9 +30,10 @@ export RUSTFLAGS="--cfg loom --cfg crossbeam_loom"
 export CARGO_TARGET_DIR=target/loom
 # The loom-only code (the poison checks, tests/loom*.rs, src/xarray/loom_hooks.rs) is
 # invisible to the normal clippy job: lint it here.
-cargo clippy --release --test loom --test loom_lock -- -D warnings
+cargo clippy --release --test loom --test loom_lock --test loom_mapping -- -D warnings
 # --include-ignored: the own-collector variant of the first model is slow (~30 s) but
 # CI has the time, so it runs here too.
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 cargo test --release --test loom -- --include-ignored "$@"
 cargo test --release --test loom_lock -- "$@"
+cargo test --release --test loom_mapping -- "$@"
