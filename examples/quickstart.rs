@@ -153,7 +153,80 @@ fn main() {
         pages.node_count()
     );
 
+    page_cache();
     memory_per_slot();
+}
+
+/// The page cache on lock entries: a fault, a buffered write, two sub-page direct writes
+/// sharing a page while a fault waits, a direct write that takes a dirty page over, a
+/// truncate, and a direct write whose buffer maps its own range.
+fn page_cache() {
+    use rangelock::mapping::{DirectIoKind, MappedBuffer, Mapping};
+    use std::convert::Infallible;
+
+    println!("\n== the page cache: Mapping<P> on lock entries ==");
+    let file: Mapping<String> = Mapping::new();
+    file.set_size(8 * 4096);
+    let device = |i: u64| Ok::<_, Infallible>(format!("page {i} from disk"));
+    let page = file.fault(3, device).unwrap();
+    println!("fault(3)          -> {:?}", page.read(String::clone));
+    file.write(3, device, |p| p.push_str(", edited")).unwrap();
+    println!("write(3); dirty_pages(..) -> {:?}", file.dirty_pages(..));
+
+    let none = |_: u64, _: &String| -> Result<(), Infallible> { Ok(()) };
+    let a = file.direct_io(0..512, DirectIoKind::Write, none).unwrap();
+    let b = file
+        .direct_io(1024..2048, DirectIoKind::Write, none)
+        .unwrap();
+    println!(
+        "two sub-page direct writes into page 0: {:?}",
+        file.pages().get(0)
+    );
+    std::thread::scope(|s| {
+        let fault = s.spawn(|| file.fault(0, device).map(|p| p.read(String::clone)));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        println!("a fault on page 0 is waiting: {}", !fault.is_finished());
+        drop((a, b));
+        println!("both done; the fault gets {:?}", fault.join().unwrap());
+    });
+
+    let mut handed = Vec::new();
+    let dio = file
+        .direct_io(
+            3 * 4096..4 * 4096,
+            DirectIoKind::Write,
+            |i, data: &String| {
+                handed.push((i, data.clone()));
+                Ok::<_, Infallible>(())
+            },
+        )
+        .unwrap();
+    println!("a direct write over page 3 takes its dirty data over: {handed:?}");
+    drop(dio);
+
+    let edit = file.truncate(2 * 4096).unwrap();
+    println!(
+        "truncate(8192) holds pages {:?} while the disk changes",
+        edit.pages()
+    );
+    drop(edit);
+    println!(
+        "fault(5)          -> {:?}",
+        file.fault(5, device).map(|_| ())
+    );
+
+    let mut source = MappedBuffer::new(&file, 0..=0, device);
+    let path = file
+        .direct_write_from(
+            0..4096,
+            &mut source,
+            2,
+            |_, _| Ok(()),
+            |_, _| Ok(()),
+            |file| file.write(0, device, |p| p.push_str(", copied")).map(drop),
+        )
+        .unwrap();
+    println!("a direct write whose buffer maps its own page: {path:?}, no deadlock");
 }
 
 /// One line for an entry.
