@@ -112,6 +112,23 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
 
     /// Evicts the pages that cover `bytes` (the caller frees the blocks on disk). The
     /// dirty pages that the hole covers only partly are handed over in the guard.
+    ///
+    /// ```
+    /// use rangelock::mapping::Mapping;
+    ///
+    /// let file: Mapping<u8> = Mapping::new();
+    /// file.set_size(8 * 4096);
+    /// for i in 0..8 {
+    ///     file.write(i, |_| Ok::<_, ()>(0), |b| *b = 1).unwrap();
+    /// }
+    /// // Bytes 100..12288: page 0 partly (its first 100 bytes survive), pages 1 and 2 whole.
+    /// let hole = file.punch_hole(100..3 * 4096).unwrap();
+    /// assert_eq!(hole.pages(), 0..=2);
+    /// assert_eq!(hole.dirty().iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0]);
+    /// drop(hole);
+    /// assert_eq!(file.dirty_pages(..), vec![3, 4, 5, 6, 7]);
+    /// assert_eq!(file.size(), 8 * 4096);
+    /// ```
     pub fn punch_hole(
         &self,
         bytes: impl RangeBounds<u64>,
@@ -131,6 +148,24 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// moves the data on disk). The range must start and end on page boundaries and end
     /// before the end of file. Every page from the range's start on is evicted; the
     /// dirty ones after the range are handed over.
+    ///
+    /// ```
+    /// use rangelock::mapping::{Mapping, MappingError};
+    ///
+    /// let file: Mapping<u8> = Mapping::new();
+    /// file.set_size(4 * 4096);
+    /// file.write(3, |_| Ok::<_, ()>(0), |b| *b = 3).unwrap();
+    /// let edit = file.collapse_range(4096..2 * 4096).unwrap();
+    /// // Page 3 moves down to page 2: its dirty data must reach the disk first.
+    /// assert_eq!(edit.dirty().iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![3]);
+    /// assert_eq!(edit.size(), 3 * 4096);
+    /// drop(edit);
+    /// assert!(matches!(file.collapse_range(0..100), Err(MappingError::Unaligned { .. })));
+    /// assert!(matches!(
+    ///     file.collapse_range(0..3 * 4096), // would remove the end of file
+    ///     Err(MappingError::OutsideFile { .. })
+    /// ));
+    /// ```
     pub fn collapse_range(
         &self,
         bytes: impl RangeBounds<u64>,
@@ -153,6 +188,20 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// there up (the caller moves the data on disk). The range must start and end on
     /// page boundaries and start inside the file. Every page from the range's start on
     /// is evicted; the dirty ones are handed over.
+    ///
+    /// ```
+    /// use rangelock::mapping::{Mapping, MappingError};
+    ///
+    /// let file: Mapping<u8> = Mapping::new();
+    /// file.set_size(2 * 4096);
+    /// let edit = file.insert_range(4096..3 * 4096).unwrap(); // two pages of hole at 4096
+    /// assert_eq!((edit.pages(), edit.size()), (1..=u64::MAX, 4 * 4096));
+    /// drop(edit);
+    /// assert!(matches!(
+    ///     file.insert_range(0..u64::MAX - 4095),
+    ///     Err(MappingError::TooLarge { .. })
+    /// ));
+    /// ```
     pub fn insert_range(
         &self,
         bytes: impl RangeBounds<u64>,

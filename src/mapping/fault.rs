@@ -153,6 +153,17 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     ///
     /// `fill`'s page is cached even if `write` then panics. `read` and `write` run under
     /// the page lock: they must not fault, lock or write pages of this mapping.
+    ///
+    /// ```
+    /// use rangelock::mapping::Mapping;
+    ///
+    /// let file: Mapping<[u8; 4]> = Mapping::with_page_size(4).unwrap();
+    /// file.set_size(8);
+    /// let disk = |_: u64| Ok::<_, ()>([0; 4]);
+    /// file.write(1, disk, |page| page[2] = 9).unwrap();
+    /// assert_eq!(file.read(1, disk, |page| *page).unwrap(), [0, 0, 9, 0]);
+    /// assert_eq!(file.dirty_pages(..), vec![1]);
+    /// ```
     pub fn write<E, R>(
         &self,
         index: u64,
