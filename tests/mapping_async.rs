@@ -26,7 +26,7 @@ fn a_detached_direct_io_completes_on_another_thread() {
         MappingError::Lock(LockError::WouldDeadlock { index: 1 })
     );
     let io = io.detach();
-    assert_eq!(io.bytes(), 4096..=8191);
+    assert_eq!((io.bytes(), io.pages()), (4096..=8191, 1..=1));
     let completed = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel();
     let completed = &completed;
@@ -40,8 +40,14 @@ fn a_detached_direct_io_completes_on_another_thread() {
         tx.send(io).unwrap();
         // Detached: this thread's fault waits for the completion, then fills.
         let page = file.fault(1, fill).unwrap();
-        assert!(completed.load(Ordering::SeqCst), "the fault waited for the IO");
+        assert!(
+            completed.load(Ordering::SeqCst),
+            "the fault waited for the IO"
+        );
         assert_eq!(page.read(|d| *d), 1);
     });
-    assert!(file.pages().iter(..).all(|(_, e)| !matches!(e, Entry::Locked { .. })));
+    assert!(file
+        .pages()
+        .iter(..)
+        .all(|(_, e)| !matches!(e, Entry::Locked { .. })));
 }

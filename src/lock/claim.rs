@@ -31,7 +31,9 @@
 //!
 //! Before an acquisition sleeps, it marks the entries it made by evicting as `pending`,
 //! which nobody may join. So if it fails later (timeout, would-deadlock), it is their only
-//! holder and can put the evicted entries back, marks included ([`rollback`]).
+//! holder and can put the evicted entries back, with the marks they had when evicted
+//! ([`rollback`]). (A mark change attempted on such an index in between was refused;
+//! the page cache, whose marks mirror page flags, resyncs them after a failure.)
 
 use smallvec::SmallVec;
 

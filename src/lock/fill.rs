@@ -125,36 +125,45 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         }
     }
 
-    /// Waits until no entry of `range` is `pending` (sealed by a direct IO that is
-    /// handing evicted dirty pages over, or evicted by an acquisition still waiting
-    /// further on): then every page evicted before the call is on the device or back in
-    /// the tree. Waiting on such an entry that this thread holds fails with
-    /// [`LockError::WouldDeadlock`].
+    /// Waits until no entry of `range` is `pending`: sealed by a direct IO or edit that
+    /// is handing evicted pages over, or made by an acquisition that evicted and is still
+    /// waiting further on. Every such entry found is waited for until it opens, is
+    /// released, or its evicted entries are put back.
+    ///
+    /// The range is scanned without the write lock (a lock-free iteration, so writers
+    /// are never stalled); only a lock entry found makes it take the lock to read the
+    /// entry's `pending` flag. The cost is one step per entry in the range. A thread
+    /// that holds any range of this tree gets [`LockError::WouldDeadlock`] instead of
+    /// sleeping: the pending entry's owner may be queued on that very range.
     pub(crate) fn wait_sealed(&self, range: Inclusive) -> Result<(), LockError> {
         let table = self.wait_table();
         let tree = self as *const Self as usize;
-        let mut p = range.first;
-        loop {
-            let mut cursor = WriteCursor::new(self);
-            let sealed = loop {
-                let found = cursor.locate(p, 0);
-                let (base, end) = claim::region(&found, p);
-                if entry::kind(found.word) == Kind::Lock && LockState::of(found.word).pending {
-                    break Some((found, base));
-                }
-                if end >= range.last {
-                    break None;
-                }
-                p = end + 1;
-            };
-            let Some((found, base)) = sealed else {
+        let mut from = range.first;
+        'scan: loop {
+            let locked = self
+                .iter(from..=range.last)
+                .find(|(_, e)| matches!(e, Entry::Locked { .. }))
+                .map(|(span, _)| span);
+            let Some(span) = locked else {
                 return Ok(());
             };
-            if held::mode_at(tree, p).is_some() {
-                return Err(LockError::WouldDeadlock { index: p });
+            let index = (*span.start()).max(from);
+            let mut cursor = WriteCursor::new(self);
+            let found = cursor.locate(index, 0);
+            let (base, end) = claim::region(&found, index);
+            if entry::kind(found.word) != Kind::Lock || !LockState::of(found.word).pending {
+                // Not (or no longer) pending: go on after it.
+                if end >= range.last {
+                    return Ok(());
+                }
+                from = end + 1;
+                continue 'scan;
+            }
+            if held::holds_any(tree) {
+                return Err(LockError::WouldDeadlock { index });
             }
             if !claim::set_waiters(&mut cursor, found.slot, found.word) {
-                continue; // it changed already: look again
+                continue 'scan; // it changed already: look again
             }
             let seq = table.next_seq();
             table.register(tree, base, Wants::Watch, seq);

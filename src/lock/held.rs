@@ -101,3 +101,9 @@ pub(crate) fn mode_at(tree: usize, index: u64) -> Option<LockMode> {
         found
     })
 }
+
+/// Whether this thread holds any range of `tree` (a wait that is not on a range lock of
+/// its own, such as write-back waiting for a hand-off, must not sleep while it does).
+pub(crate) fn holds_any(tree: usize) -> bool {
+    HELD.with(|held| held.borrow().iter().any(|h| h.tree == tree))
+}

@@ -49,6 +49,7 @@ impl<'a, P: Send + Sync + 'static, const SLOTS: usize> DirectIo<'a, P, SLOTS> {
     /// for the completion instead of failing with `WouldDeadlock`.
     pub fn detach(self) -> DetachedDirectIo<'a, P, SLOTS> {
         DetachedDirectIo {
+            pages: self.guard.range(),
             _guard: self.guard.detach(),
             bytes: self.bytes,
             kind: self.kind,
@@ -61,6 +62,7 @@ impl<'a, P: Send + Sync + 'static, const SLOTS: usize> DirectIo<'a, P, SLOTS> {
 #[must_use = "the pages are unlocked as soon as the guard is dropped"]
 pub struct DetachedDirectIo<'a, P: Send + Sync + 'static, const SLOTS: usize = 64> {
     _guard: DetachedGuard<'a, Page<P>, SLOTS>,
+    pages: RangeInclusive<u64>,
     bytes: RangeInclusive<u64>,
     kind: DirectIoKind,
 }
@@ -69,6 +71,11 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> DetachedDirectIo<'_, P, SLOTS
     /// The bytes of the IO.
     pub fn bytes(&self) -> RangeInclusive<u64> {
         self.bytes.clone()
+    }
+
+    /// The pages locked for it.
+    pub fn pages(&self) -> RangeInclusive<u64> {
+        self.pages.clone()
     }
 
     /// Read or write.
@@ -135,7 +142,16 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     ) -> Result<DirectIo<'_, P, SLOTS>, MappingError<E>> {
         let (first, last) = self.geometry.bytes(&bytes)?;
         let pages = self.geometry.page_of(first)..=self.geometry.page_of(last);
-        let guard = self.pages.lock_range_sealed(pages, LockMode::Shared)?;
+        let guard = match self
+            .pages
+            .lock_range_sealed(pages.clone(), LockMode::Shared)
+        {
+            Ok(guard) => guard,
+            Err(error) => {
+                self.resync_marks(pages);
+                return Err(error.into());
+            }
+        };
         // Dropped on an error or a panic before `commit`: the pages go back.
         let eviction = Eviction::new(self, guard);
         for (index, page) in eviction.pages() {

@@ -14,6 +14,10 @@ use crate::lock::{LockMode, RangeGuard};
 /// An edit of the file (truncate, hole punch, collapse, insert) in progress: its pages
 /// are locked Exclusive and evicted, and the new size is in place. The caller changes
 /// its on-disk file, writing [`dirty`](Self::dirty) pages first, then drops the guard.
+///
+/// Until [`dirty_written`](Self::dirty_written) or the drop, the entries of the evicted
+/// pages stay sealed: a [`writeback`](Mapping::writeback) (fsync) waits for them, since
+/// their data is in no page of the cache and maybe not on the device yet.
 #[must_use = "the pages are unlocked as soon as the guard is dropped"]
 pub struct EditGuard<'a, P: Send + Sync + 'static, const SLOTS: usize = 64> {
     guard: RangeGuard<'a, Page<P>, SLOTS>,
@@ -39,6 +43,12 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> EditGuard<'_, P, SLOTS> {
     pub fn dirty(&self) -> &[(u64, Arc<Page<P>>)] {
         &self.dirty
     }
+
+    /// Says that the [`dirty`](Self::dirty) pages are on the device: a write-back waiting
+    /// for this edit goes on (the rest of the edit may take longer).
+    pub fn dirty_written(&mut self) {
+        self.guard.unseal();
+    }
 }
 
 impl<P: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for EditGuard<'_, P, SLOTS> {
@@ -52,16 +62,25 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for EditGuard<'_, 
 }
 
 impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
-    /// Locks `pages` Exclusive, evicts their pages, and keeps the dirty ones for which
-    /// `keeps(index)` holds. Then `size_after(old size)` decides the new size (or refuses
-    /// the edit) while the range is held.
+    /// Locks `pages` Exclusive, sealed, evicts their pages, and keeps the dirty ones for
+    /// which `keeps(index)` holds. Then `size_after(old size)` decides the new size (or
+    /// refuses the edit) while the range is held.
     fn edit(
         &self,
         pages: RangeInclusive<u64>,
         keeps: impl Fn(u64) -> bool,
         size_after: impl FnOnce(u64) -> Result<u64, MappingError>,
     ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
-        let guard = self.pages.lock_range(pages, LockMode::Exclusive)?;
+        let guard = match self
+            .pages
+            .lock_range_sealed(pages.clone(), LockMode::Exclusive)
+        {
+            Ok(guard) => guard,
+            Err(error) => {
+                self.resync_marks(pages);
+                return Err(error.into());
+            }
+        };
         // Dropped on a refusal before `commit`: the pages go back.
         let eviction = Eviction::new(self, guard);
         let size = size_after(self.size())?;

@@ -18,6 +18,7 @@
 //! refused by the lock entry; a write-back that ran meanwhile has cleaned it). Then the
 //! entries go back and the range is released, in one critical section of the tree.
 
+use core::ops::RangeInclusive;
 use std::sync::Arc;
 
 use super::page::{Page, PageLock};
@@ -84,5 +85,34 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Drop for Eviction<'_, P, SLOT
         }
         guard.release_restoring(evicted);
         drop(locks);
+    }
+}
+
+impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
+    /// Makes the DIRTY and WRITEBACK marks of the cached pages of `pages` agree with
+    /// their flags again, after an acquisition over them failed (it had slept, say, then
+    /// found a range this thread holds). Such an acquisition puts the pages it evicted
+    /// back with the marks they had then, and a buffered write or write-back that
+    /// finished in between had its mark change refused by the lock entry. Each page is
+    /// fixed under its page lock, which is when flags and marks change.
+    pub(crate) fn resync_marks(&self, pages: RangeInclusive<u64>) {
+        for (span, entry) in self.pages.iter(pages) {
+            let Some(page) = entry.item() else {
+                continue;
+            };
+            let index = *span.start();
+            let lock = page.lock();
+            if lock.is_evicted() {
+                continue;
+            }
+            for (mark, on) in [(DIRTY, page.is_dirty()), (WRITEBACK, page.is_writeback())] {
+                if on {
+                    self.pages.set_mark(index, mark);
+                } else {
+                    self.pages.clear_mark(index, mark);
+                }
+            }
+            drop(lock);
+        }
     }
 }

@@ -116,12 +116,13 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
             return Ok(0);
         }
         let data = fill(&indices).map_err(MappingError::Io)?;
-        let mut added = 0;
-        for (claim, data) in claims.into_iter().zip(data) {
+        let filled: Vec<_> = claims.into_iter().zip(data).collect();
+        let added = filled.len();
+        // Last claimed first: each leaves this thread's held list from its end (O(1)).
+        for (claim, data) in filled.into_iter().rev() {
             if claim.publish(Arc::new(Page::new(data))).is_err() {
                 unreachable!("a one-index Exclusive claim publishes");
             }
-            added += 1;
         }
         Ok(added)
     }

@@ -29,10 +29,12 @@
 //! to the caller's `flush`, which writes it to the device. Only then are the sealed
 //! entries opened and the guard returned; the caller does its IO and drops the guard.
 //! Faults and buffered IO on those pages wait until then and read the new data. If a
-//! `flush` fails, the pages are put back (marks included) and nothing is lost.
+//! `flush` fails or panics, the pages are put back (their marks rebuilt from their
+//! flags) and nothing is lost.
 //!
 //! Direct reads take the same path. (A lighter read that keeps clean pages cached would
-//! have to wait only for sealed entries and flush dirty pages in place; it is not built.)
+//! write dirty pages back in place and wait for sealed and Exclusive entries; it is not
+//! built.)
 //!
 //! # One truncate
 //!
@@ -60,7 +62,11 @@
 //!
 //! Range locks (ascending), then page locks, then the tree's internal write lock. No
 //! thread takes a page lock while it holds the tree's write lock, and no callback runs
-//! under either.
+//! under the tree's lock. Callbacks do run under a page lock (`flush`, the `read` and
+//! `write` closures, write-back's `write`), so they must not fault, lock or write pages
+//! of the same mapping. Write-back may wait for a direct IO's or an edit's hand-off of
+//! evicted dirty pages (range-lock state), so a thread that holds a range of the mapping
+//! gets `WouldDeadlock` from it rather than a wait.
 //!
 //! [`LockError::WouldDeadlock`]: crate::LockError::WouldDeadlock
 

@@ -4,10 +4,10 @@
 //!
 //! | flag | set by | cleared by |
 //! |---|---|---|
-//! | `uptodate` | creation (a page is published only once filled) | eviction |
+//! | `uptodate` | creation (a page is published only once filled); the undo of an eviction | eviction |
 //! | `dirty` | a buffered write, under the page lock | write-back start, hand-off to a direct IO or edit |
 //! | `writeback` | write-back, under the page lock | write-back end (the lock is held throughout) |
-//! | `evicted` | the evicting direct IO or edit, under the page lock | the undo of a failed direct IO |
+//! | `evicted` | the evicting direct IO or edit, under the page lock | the undo of a failed or panicking direct IO, or a refused edit |
 //!
 //! The flags are written only under the page lock and read without it (a snapshot).
 //! Dirty and writeback are mirrored as the tree marks [`DIRTY`](super::DIRTY) and

@@ -26,13 +26,16 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// `write` fails, the page is marked dirty again and the error returned: the data
     /// stays cached.
     ///
-    /// A dirty page that a direct IO evicted is not in the tree while that IO hands it
-    /// over; so after one pass write-back waits until no entry of the range is sealed
-    /// (every such hand-off has reached the device, or failed and put its pages back),
-    /// then makes a second pass. When it returns, every buffered write that completed
-    /// before the call is on the device. Waiting on a hand-off of this thread's own
-    /// fails with [`MappingError::Lock`]`(WouldDeadlock)`.
+    /// Pages out of sight are waited for, so that when it returns every buffered write
+    /// that completed before the call is on the device (or the call failed): after one
+    /// pass it waits until no entry of the range is sealed (a direct IO or an edit that
+    /// evicted dirty pages and is handing them over: they have reached the device, or
+    /// come back), then for pages under another thread's write-back (if that fails, the
+    /// page is dirty again), and makes a second pass.
     ///
+    /// A thread that holds a range of this mapping (a direct IO, an edit) gets
+    /// [`MappingError::Lock`]`(WouldDeadlock)` when there is something to wait for: the
+    /// owner of the hand-off may be queued on that range. Write back after dropping it.
     /// `write` runs under the page lock: it must not fault, lock or write pages of this
     /// mapping.
     ///
@@ -59,6 +62,11 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         };
         let mut written = self.writeback_pass(range, &mut write)?;
         self.pages.wait_sealed(range)?;
+        for (_, entry) in self.pages.iter_marked(range.first..=range.last, WRITEBACK) {
+            if let Some(page) = entry.item() {
+                drop(page.lock()); // a write-back in progress holds it until it ends
+            }
+        }
         written += self.writeback_pass(range, &mut write)?;
         Ok(written)
     }
