@@ -31,7 +31,6 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
 
     /// Waits until the lock entry at `index` (if there still is one) changes.
     fn wait_unlocked(&self, index: u64) -> Result<(), LockError> {
-        let table = self.wait_table();
         let tree = self as *const Self as usize;
         let mut cursor = WriteCursor::new(self);
         let (found, entry) = claim::entry_at(&mut cursor, index);
@@ -45,13 +44,23 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             return Ok(()); // it changed already
         }
         let (base, _) = claim::region(&found, index);
+        self.watch(cursor, base);
+        Ok(())
+    }
+
+    /// Queues a watcher on the lock entry based at `base` (whose `waiters` flag the
+    /// caller set under `cursor`), lets go of the write lock, sleeps until the entry
+    /// changes in a way watchers are woken for, and leaves the queue. Registering under
+    /// the lock that the waker also holds is what rules out a lost wake-up.
+    fn watch(&self, cursor: WriteCursor<'_, T, SLOTS>, base: u64) {
+        let table = self.wait_table();
+        let tree = self as *const Self as usize;
         let seq = table.next_seq();
         table.register(tree, base, Wants::Watch, seq);
         drop(cursor);
         table.wait(tree, base, seq, None);
         let _cursor = WriteCursor::new(self);
         table.remove(tree, base, seq);
-        Ok(())
     }
 
     /// The item at `index`, filling a missing one: the page-fault protocol.
@@ -136,7 +145,6 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// that holds any range of this tree gets [`LockError::WouldDeadlock`] instead of
     /// sleeping: the pending entry's owner may be queued on that very range.
     pub(crate) fn wait_sealed(&self, range: Inclusive) -> Result<(), LockError> {
-        let table = self.wait_table();
         let tree = self as *const Self as usize;
         let mut from = range.first;
         'scan: loop {
@@ -165,12 +173,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             if !claim::set_waiters(&mut cursor, found.slot, found.word) {
                 continue 'scan; // it changed already: look again
             }
-            let seq = table.next_seq();
-            table.register(tree, base, Wants::Watch, seq);
-            drop(cursor);
-            table.wait(tree, base, seq, None);
-            let _cursor = WriteCursor::new(self);
-            table.remove(tree, base, seq);
+            self.watch(cursor, base);
         }
     }
 }

@@ -142,16 +142,7 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     ) -> Result<DirectIo<'_, P, SLOTS>, MappingError<E>> {
         let (first, last) = self.geometry.bytes(&bytes)?;
         let pages = self.geometry.page_of(first)..=self.geometry.page_of(last);
-        let guard = match self
-            .pages
-            .lock_range_sealed(pages.clone(), LockMode::Shared)
-        {
-            Ok(guard) => guard,
-            Err(error) => {
-                self.resync_marks(pages);
-                return Err(error.into());
-            }
-        };
+        let guard = self.lock_evicting(pages, LockMode::Shared)?;
         // Dropped on an error or a panic before `commit`: the pages go back.
         let eviction = Eviction::new(self, guard);
         for (index, page) in eviction.pages() {

@@ -71,16 +71,7 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         keeps: impl Fn(u64) -> bool,
         size_after: impl FnOnce(u64) -> Result<u64, MappingError>,
     ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
-        let guard = match self
-            .pages
-            .lock_range_sealed(pages.clone(), LockMode::Exclusive)
-        {
-            Ok(guard) => guard,
-            Err(error) => {
-                self.resync_marks(pages);
-                return Err(error.into());
-            }
-        };
+        let guard = self.lock_evicting(pages, LockMode::Exclusive)?;
         // Dropped on a refusal before `commit`: the pages go back.
         let eviction = Eviction::new(self, guard);
         let size = size_after(self.size())?;

@@ -21,9 +21,10 @@
 use core::ops::RangeInclusive;
 use std::sync::Arc;
 
+use super::error::MappingError;
 use super::page::{Page, PageLock};
 use super::{Mapping, DIRTY, WRITEBACK};
-use crate::lock::{Evicted, RangeGuard};
+use crate::lock::{Evicted, LockMode, RangeGuard};
 
 /// Pages evicted by a range lock that the operation has not yet committed to.
 pub(crate) struct Eviction<'a, P: Send + Sync + 'static, const SLOTS: usize> {
@@ -89,6 +90,24 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Drop for Eviction<'_, P, SLOT
 }
 
 impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
+    /// Locks `pages` in `mode`, sealed (see [`XArray::lock_range_sealed`]), for an
+    /// operation that will take over the pages it evicts. A failed acquisition (it can
+    /// only fail with `WouldDeadlock`) resyncs the marks of the pages it put back.
+    ///
+    /// [`XArray::lock_range_sealed`]: crate::XArray::lock_range_sealed
+    pub(crate) fn lock_evicting<E>(
+        &self,
+        pages: RangeInclusive<u64>,
+        mode: LockMode,
+    ) -> Result<RangeGuard<'_, Page<P>, SLOTS>, MappingError<E>> {
+        self.pages
+            .lock_range_sealed(pages.clone(), mode)
+            .map_err(|error| {
+                self.resync_marks(pages);
+                MappingError::Lock(error)
+            })
+    }
+
     /// Makes the DIRTY and WRITEBACK marks of the cached pages of `pages` agree with
     /// their flags again, after an acquisition over them failed (it had slept, say, then
     /// found a range this thread holds). Such an acquisition puts the pages it evicted
