@@ -40,12 +40,17 @@
 
 #![cfg(loom)]
 
+#[path = "support/loom_harness.rs"]
+mod loom_harness;
+
 // Std atomics observe the models (loom runs all of a model's threads on one OS thread,
 // so they are exact and add no scheduling points); the protocol runs on loom's.
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rangelock::{Entry, LockError, LockMode, WaitTable, XArray};
+
+use loom_harness::{model_reaching, Outcomes};
 
 /// A tree of 4-slot nodes (indices below 4 live in one root leaf).
 type Tree = XArray<u64, 4>;
@@ -56,57 +61,6 @@ fn tree() -> (loom::sync::Arc<Tree>, Arc<WaitTable>) {
     let table = Arc::new(WaitTable::new(4));
     let xa = Tree::with_slots().with_wait_table(Arc::clone(&table));
     (loom::sync::Arc::new(xa), table)
-}
-
-/// Runs `f` under loom with the preemption bound from `LOOM_MAX_PREEMPTIONS`, or 2 if it
-/// is unset (loom's own default, unbounded, would not finish).
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = builder.preemption_bound.or(Some(2));
-    // Loom's default (1000 scheduling points per execution) is too few for the slow
-    // path of a whole-range lock: with 4-slot nodes it builds (and its release walks)
-    // a 32-level tree. A thread that spins forever still trips this bound.
-    builder.max_branches = builder.max_branches.max(20_000);
-    builder.check(f);
-}
-
-/// The outcomes that the iterations of one model reached. Std types: it outlives the
-/// iterations.
-#[derive(Default)]
-struct Outcomes(std::sync::Mutex<std::collections::BTreeSet<String>>);
-
-impl Outcomes {
-    fn saw(&self, outcome: impl Into<String>) {
-        self.0.lock().unwrap().insert(outcome.into());
-    }
-}
-
-/// Runs `f` under [`model`] and then asserts that the iterations together reached every
-/// outcome in `required`.
-fn model_reaching(
-    required: &'static [&'static str],
-    f: impl Fn(&Outcomes) + Sync + Send + 'static,
-) {
-    let outcomes = Arc::new(Outcomes::default());
-    let shared = Arc::clone(&outcomes);
-    let iterations = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&iterations);
-    model(move || {
-        count.fetch_add(1, Ordering::Relaxed);
-        f(&shared)
-    });
-    let reached = outcomes.0.lock().unwrap();
-    // Shown with `--nocapture`: how big the model is.
-    eprintln!(
-        "{} interleavings, reached {reached:?}",
-        iterations.load(Ordering::Relaxed)
-    );
-    for outcome in required {
-        assert!(
-            reached.contains(*outcome),
-            "no interleaving reached `{outcome}`; reached: {reached:?}"
-        );
-    }
 }
 
 /// The lock state at `index`, or a panic naming what is there instead.

@@ -32,6 +32,9 @@
 
 #![cfg(loom)]
 
+#[path = "support/loom_harness.rs"]
+mod loom_harness;
+
 // Std atomics observe the models (loom runs all of a model's threads on one OS thread,
 // so they are exact and add no scheduling points); the protocol and the device run on
 // loom's.
@@ -41,6 +44,8 @@ use std::sync::Arc;
 use loom::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use rangelock::mapping::{DirectIoKind, Mapping, MappingError, Page, PageGeometry};
 use rangelock::{WaitTable, XArray};
+
+use loom_harness::{model_reaching, model_reaching_capped};
 
 /// A page: two sectors.
 type Data = [u64; 2];
@@ -90,69 +95,6 @@ impl Device {
     fn write_page(&self, data: &Data) {
         self.write_sector(0, data[0]);
         self.write_sector(1, data[1]);
-    }
-}
-
-/// Runs `f` under loom with the preemption bound from `LOOM_MAX_PREEMPTIONS`, or 2 if it
-/// is unset (loom's own default, unbounded, would not finish), lowered to `cap` if that
-/// is smaller.
-fn model(cap: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    let bound = builder.preemption_bound.unwrap_or(2);
-    builder.preemption_bound = Some(cap.map_or(bound, |cap| bound.min(cap)));
-    // Loom's default (1000 scheduling points per execution) is too few once a lock
-    // reaches the end of the index space (the truncate of model 4 waiting on the
-    // fault's entry claims the rest of it: a 32-level tree of 4-slot nodes). A thread
-    // that spins forever still trips this bound.
-    builder.max_branches = builder.max_branches.max(20_000);
-    builder.check(f);
-}
-
-/// The outcomes that the iterations of one model reached. Std types: it outlives the
-/// iterations.
-#[derive(Default)]
-struct Outcomes(std::sync::Mutex<std::collections::BTreeSet<String>>);
-
-impl Outcomes {
-    fn saw(&self, outcome: impl Into<String>) {
-        self.0.lock().unwrap().insert(outcome.into());
-    }
-}
-
-/// Runs `f` under [`model`] and then asserts that the iterations together reached every
-/// outcome in `required`.
-fn model_reaching(
-    required: &'static [&'static str],
-    f: impl Fn(&Outcomes) + Sync + Send + 'static,
-) {
-    model_reaching_capped(None, required, f)
-}
-
-/// [`model_reaching`] with the preemption bound lowered to `cap`.
-fn model_reaching_capped(
-    cap: Option<usize>,
-    required: &'static [&'static str],
-    f: impl Fn(&Outcomes) + Sync + Send + 'static,
-) {
-    let outcomes = Arc::new(Outcomes::default());
-    let shared = Arc::clone(&outcomes);
-    let iterations = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&iterations);
-    model(cap, move || {
-        count.fetch_add(1, Ordering::Relaxed);
-        f(&shared)
-    });
-    let reached = outcomes.0.lock().unwrap();
-    // Shown with `--nocapture`: how big the model is.
-    eprintln!(
-        "{} interleavings, reached {reached:?}",
-        iterations.load(Ordering::Relaxed)
-    );
-    for outcome in required {
-        assert!(
-            reached.contains(*outcome),
-            "no interleaving reached `{outcome}`; reached: {reached:?}"
-        );
     }
 }
 
