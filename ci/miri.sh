@@ -23,11 +23,14 @@
 #   them back to the default once their sizes shrink under `cfg!(miri)`;
 # - benches and doctests: no unsafe paths that the tests do not already cover.
 # The default set is every other test file: the tree's (lib, smoke, stress, memory,
-# model) and the range locks' (lock_model, lock_fairness, lock_races, lock_safety,
-# lock_stress, lock_wait_table, lock_memory), which shrink their sizes under Miri.
-# Measured on 2 shared cores: lib 81 s (16 tests, 9 of them the lock unit tests),
-# lock_model 126 s, lock_stress 95 s, the other lock files under 10 s each; the whole
-# set takes about 15 min.
+# model), the range locks' (lock_model, lock_fairness, lock_races, lock_safety,
+# lock_sealed, lock_stress, lock_wait_table, lock_memory) and the page cache's
+# (mapping_model, mapping_oracle, mapping_scenarios, mapping_review, mapping_writeback,
+# mapping_async), which shrink their sizes under Miri.
+# Measured on 2 shared cores: lib 84 s (21 tests, 12 of them the lock unit tests),
+# lock_model 126 s, lock_stress 95 s, mapping_model 69 s, mapping_scenarios 26 s,
+# mapping_oracle 25 s, mapping_writeback 11 s, the other lock and mapping files under
+# 10 s each; the whole set takes about 20 min.
 # Extra arguments are passed to `cargo miri test` instead of the default set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
