@@ -92,8 +92,9 @@ pub(crate) fn wait_until<'a, T>(
 /// and every tree update leaves the tree valid after each single-word store, so a
 /// poisoned lock there only means that some unrelated thread panicked. A page lock
 /// (`mapping/page.rs`) does run the caller's callbacks; a page whose callback panicked
-/// stays usable: a buffered write marks it dirty before its callback runs, and an
-/// eviction whose callback panicked puts the pages back.
+/// stays usable: a buffered write marks it dirty before its callback runs, a write-back
+/// whose callback panicked leaves the page dirty, and an eviction whose callback
+/// panicked puts the pages back.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,

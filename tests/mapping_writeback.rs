@@ -1,7 +1,10 @@
 //! Write-back (the page-cache half of fsync) against everything that can hide a dirty
 //! page from it: a second write-back in progress, an edit holding evicted dirty pages, a
-//! caller that holds a range itself, and an acquisition that slept and failed. Each test
-//! failed on the version before (found by the second review; the comment on each says
+//! caller that holds a range itself, a hand-off that failed and whose page was evicted
+//! again, and a write-back callback that panicked. (An acquisition that slept and then
+//! failed could also put pages back with stale marks; the page cache now refuses such an
+//! acquisition before it evicts anything: `tests/mapping_edits.rs`.) Each test
+//! failed on the version before (found by the second and third reviews; the comment on each says
 //! how) and keeps the fix. Every blocking scenario runs under a watchdog (threads not
 //! joined on timeout; a hang is a failure).
 #![cfg(not(loom))]
@@ -11,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rangelock::mapping::{DirectIoKind, Mapping, PageGeometry, WRITEBACK};
+use rangelock::mapping::{DirectIoKind, Mapping, PageGeometry};
 use rangelock::{Entry, WaitTable, XArray};
 
 const WATCHDOG: Duration = Duration::from_secs(20);
@@ -176,74 +179,130 @@ fn writeback_while_holding_a_direct_io_fails_instead_of_deadlocking() {
     assert!(r.contains("WouldDeadlock"), "it must refuse to wait: {r}");
 }
 
-/// Review finding: the lock layer's `rollback` (an acquisition that slept, then failed:
-/// here WouldDeadlock) still restores the marks the pages had at eviction, the bug
-/// b9eb416 fixed only for `Eviction`. A write-back that was writing page 0 when a
-/// truncate evicted it fails while the truncate sleeps (its `set_mark(DIRTY)` and
-/// `clear_mark(WRITEBACK)` are refused by the lock entry); the truncate then fails with
-/// WouldDeadlock and puts page 0 back with WRITEBACK and without DIRTY: a dirty page
-/// that `dirty_pages` and `writeback` never see again.
+/// Review finding 6: a `write` callback of `writeback` that panics leaves the page clean and
+/// under write-back for good: the dirty flag was cleared before the callback ran and
+/// nothing restores it (the buffered-write and flush paths were made panic-safe, this one
+/// was not). The data never reached the device, no later fsync writes it, and the next
+/// eviction drops it without offering it to `flush`.
 #[test]
-fn a_truncate_rolled_back_after_sleeping_leaves_marks_in_step_with_flags() {
-    let file: &'static Mapping<u32> = leak();
-    file.set_size(4 * 4096);
-    file.write(0, |_| Ok::<_, ()>(0), |d| *d = 1).unwrap();
-    file.fault(1, |_| Ok::<_, ()>(0)).unwrap();
-    // A write-back of page 0 that is inside its device write.
-    let (in_wb_tx, in_wb_rx) = mpsc::channel();
-    let (wb_go_tx, wb_go_rx) = mpsc::channel::<()>();
-    let (wb_done_tx, wb_done_rx) = mpsc::channel();
-    thread::spawn(move || {
-        let r = file.writeback(0..=0, |_, _| {
-            in_wb_tx.send(()).unwrap();
-            wb_go_rx.recv().unwrap();
-            Err("device error")
-        });
-        wb_done_tx.send(r.is_err()).unwrap();
-    });
-    in_wb_rx.recv_timeout(WATCHDOG).unwrap();
-    // Another thread's direct IO holds page 2 for a while.
-    let (o_held_tx, o_held_rx) = mpsc::channel();
-    let (o_go_tx, o_go_rx) = mpsc::channel::<()>();
-    thread::spawn(move || {
-        let dio = file
-            .direct_io(2 * 4096..3 * 4096, DirectIoKind::Read, |_, _| {
-                Ok::<_, ()>(())
-            })
-            .unwrap();
-        o_held_tx.send(()).unwrap();
-        o_go_rx.recv().unwrap();
-        drop(dio);
-    });
-    o_held_rx.recv_timeout(WATCHDOG).unwrap();
-    // A thread that holds page 3 under its own direct IO truncates to 0: it evicts pages
-    // 0 and 1, sleeps on page 2, and fails at page 3 (its own) with WouldDeadlock.
-    let (t_done_tx, t_done_rx) = mpsc::channel();
-    thread::spawn(move || {
-        let dio = file
-            .direct_io(3 * 4096..4 * 4096, DirectIoKind::Read, |_, _| {
-                Ok::<_, ()>(())
-            })
-            .unwrap();
-        let r = file.truncate(0).map(drop);
-        drop(dio);
-        t_done_tx.send(format!("{r:?}")).unwrap();
-    });
-    wait_until("the truncate evicted page 0", || locked(file, 0));
-    wb_go_tx.send(()).unwrap(); // the write-back fails while page 0 is out of the tree
-    assert!(wb_done_rx.recv_timeout(WATCHDOG).unwrap());
-    o_go_tx.send(()).unwrap();
-    let t = t_done_rx.recv_timeout(WATCHDOG).unwrap();
-    assert!(t.contains("WouldDeadlock"), "{t}");
-    let page0 = file.get(0).expect("page 0 is back");
-    assert!(page0.is_dirty(), "the failed write-back left it dirty");
-    assert!(!page0.is_writeback());
-    let (stale_writeback, dirty_marked) =
-        (file.pages().get_mark(0, WRITEBACK), file.dirty_pages(..));
+fn a_panicking_writeback_callback_leaves_the_page_dirty() {
+    let file: Mapping<u32> = Mapping::new();
+    file.set_size(4096);
+    file.write(0, |_| Ok::<_, ()>(0), |d| *d = 42).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        file.writeback(.., |_, _| -> Result<(), ()> { panic!("device driver bug") })
+    }));
+    assert!(r.is_err());
+    let page = file.get(0).unwrap();
+    let (dirty, writeback) = (page.is_dirty(), page.is_writeback());
     let written = file.writeback(.., |_, _| Ok::<_, ()>(())).unwrap();
+    let mut flushed = Vec::new();
+    drop(
+        file.direct_io(0..4096, DirectIoKind::Write, |i, d: &u32| {
+            flushed.push((i, *d));
+            Ok::<_, ()>(())
+        })
+        .unwrap(),
+    );
     assert!(
-        !stale_writeback && dirty_marked == vec![0] && written == 1,
-        "page 0 is dirty, yet: WRITEBACK mark {stale_writeback} (not under write-back), \
-         dirty_pages {dirty_marked:?}, an fsync wrote {written} pages"
+        dirty && !writeback && written == 1 && flushed.is_empty(),
+        "after the panic: dirty {dirty}, writeback {writeback}; a second fsync wrote \
+         {written} pages; the eviction flushed {flushed:?}: the 42 is gone"
+    );
+}
+
+/// Review finding 8: `writeback`'s `wait_sealed` moves past an index once it finds it unsealed,
+/// and pass 2 only looks at pages in the tree. A hand-off that fails (D1's flush error:
+/// the page comes back dirty) and a second direct IO (D2) that evicts the page again
+/// after the scan moved on but before pass 2, hide the page from both: fsync returns Ok
+/// while data written before the call is only in D2's hands (not on the device; if D2
+/// fails too, it comes back dirty after the fsync "succeeded", the very case decision 29
+/// says is covered). The window is widened by a write-back in progress on page 2, which
+/// fsync waits for between the scan and pass 2.
+#[test]
+fn fsync_waits_for_a_page_re_evicted_after_a_failed_hand_off() {
+    use std::sync::{Arc, Mutex};
+    let file: &'static Mapping<u32> = leak();
+    file.set_size(8 * 4096);
+    file.write(5, |_| Ok::<_, ()>(0), |d| *d = 42).unwrap(); // completed before the fsync
+    let device: Arc<Mutex<Vec<(u64, u32)>>> = Arc::default();
+    // D1 evicts page 5 and fails its hand-off after a while.
+    let (d1_in_tx, d1_in_rx) = mpsc::channel();
+    let (d1_go_tx, d1_go_rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let r = file.direct_io(5 * 4096..6 * 4096, DirectIoKind::Write, |_, _| {
+            d1_in_tx.send(()).unwrap();
+            d1_go_rx.recv_timeout(WATCHDOG).unwrap();
+            Err::<(), _>("EIO")
+        });
+        assert!(r.is_err());
+    });
+    d1_in_rx.recv_timeout(WATCHDOG).unwrap();
+    // A write-back of page 2 in progress (holds page 2's lock, WRITEBACK mark).
+    let release_page2 = {
+        file.write(2, |_| Ok::<_, ()>(0), |d| *d = 2).unwrap();
+        let (in_tx, in_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        thread::spawn(move || {
+            file.writeback(2..=2, |_, _| {
+                in_tx.send(()).unwrap();
+                go_rx.recv_timeout(WATCHDOG).unwrap();
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        });
+        in_rx.recv_timeout(WATCHDOG).unwrap();
+        go_tx
+    };
+    // fsync: pass 1 misses page 5 (out of the tree), wait_sealed waits for D1.
+    let (f_done_tx, f_done_rx) = mpsc::channel();
+    let dev = device.clone();
+    thread::spawn(move || {
+        let r = file.writeback(.., |i, d| {
+            dev.lock().unwrap().push((i, *d));
+            Ok::<_, ()>(())
+        });
+        let on_device = dev.lock().unwrap().contains(&(5, 42));
+        f_done_tx.send((format!("{r:?}"), on_device)).unwrap();
+    });
+    thread::sleep(Duration::from_millis(200));
+    assert!(
+        f_done_rx.try_recv().is_err(),
+        "fsync waits for D1's hand-off"
+    );
+    d1_go_tx.send(()).unwrap(); // D1 fails: page 5 is back, dirty; fsync's scan moves on
+    wait_until("page 5 is back", || file.get(5).is_some());
+    thread::sleep(Duration::from_millis(200)); // fsync now waits for page 2's write-back
+    assert!(
+        f_done_rx.try_recv().is_err(),
+        "fsync waits for page 2's write-back"
+    );
+    // D2 evicts page 5 again and holds its hand-off.
+    let (d2_in_tx, d2_in_rx) = mpsc::channel();
+    let (d2_go_tx, d2_go_rx) = mpsc::channel::<()>();
+    let dev = device.clone();
+    thread::spawn(move || {
+        drop(
+            file.direct_io(5 * 4096..6 * 4096, DirectIoKind::Write, |i, d| {
+                d2_in_tx.send(()).unwrap();
+                d2_go_rx.recv_timeout(WATCHDOG).unwrap();
+                dev.lock().unwrap().push((i, *d));
+                Ok::<_, ()>(())
+            })
+            .unwrap(),
+        );
+    });
+    d2_in_rx.recv_timeout(WATCHDOG).unwrap();
+    release_page2.send(()).unwrap();
+    let early = f_done_rx.recv_timeout(Duration::from_secs(2)).ok();
+    d2_go_tx.send(()).unwrap();
+    let outcome = match early {
+        Some(r) => r,
+        None => f_done_rx.recv_timeout(WATCHDOG).expect("fsync hangs"),
+    };
+    assert!(
+        outcome.1,
+        "fsync returned {} while page 5 (dirty before the call) was not on the device",
+        outcome.0
     );
 }

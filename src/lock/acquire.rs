@@ -1,6 +1,6 @@
 //! `lock_range` and friends: the fast path, and the claim-wait loop of the slow path.
 
-use core::ops::RangeBounds;
+use core::ops::{RangeBounds, RangeInclusive};
 use std::time::{Duration, Instant};
 
 use super::claim::{self, Claim, Step};
@@ -154,6 +154,14 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             }
             Some(_) => unreachable!("only a fill keeps items"),
         }
+    }
+
+    /// The first index of `range` that this thread holds in a mode conflicting with
+    /// `mode`: an acquisition of `range` would fail there with `WouldDeadlock`, after
+    /// evicting (and then putting back) what comes before it. Checking first avoids that.
+    pub(crate) fn held_conflict(&self, range: &RangeInclusive<u64>, mode: LockMode) -> Option<u64> {
+        let tree = self as *const Self as usize;
+        held::first_conflict(tree, *range.start(), *range.end(), mode)
     }
 
     /// The wait table this tree's waiters sleep in.

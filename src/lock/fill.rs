@@ -67,7 +67,10 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     ///
     /// * An item is returned at once (a lock-free lookup).
     /// * A locked index is waited for, in queue order with the range lockers (a fault
-    ///   cannot be starved by a stream of direct IO).
+    ///   cannot be starved by a stream of direct IO from other threads; a thread that
+    ///   keeps holding the index Shared while it takes it Shared again joins ahead of a
+    ///   queued fault, the recursive-read rule, so a pipeline of overlapping direct IOs
+    ///   from one thread should release each before the next, or detach it).
     /// * An empty index, or one holding a value (shadow) entry, is locked Exclusive for
     ///   this index alone; `fill(index)` runs with no internal lock held, and its item is
     ///   published in the lock entry's place, waking every waiter. If `fill` fails or
@@ -136,8 +139,8 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
 
     /// Waits until no entry of `range` is `pending`: sealed by a direct IO or edit that
     /// is handing evicted pages over, or made by an acquisition that evicted and is still
-    /// waiting further on. Every such entry found is waited for until it opens, is
-    /// released, or its evicted entries are put back.
+    /// waiting further on. Every such entry found is waited for, once, until it opens, is
+    /// released, or its evicted entries are put back; the scan then goes on after it.
     ///
     /// The range is scanned without the write lock (a lock-free iteration, so writers
     /// are never stalled); only a lock entry found makes it take the lock to read the
@@ -174,6 +177,12 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
                 continue 'scan; // it changed already: look again
             }
             self.watch(cursor, base);
+            // Each entry is waited for once: a hand-off sealed there after this one
+            // started after the call (waiting for it too could go on for ever).
+            if end >= range.last {
+                return Ok(());
+            }
+            from = end + 1;
         }
     }
 }

@@ -107,3 +107,16 @@ pub(crate) fn mode_at(tree: usize, index: u64) -> Option<LockMode> {
 pub(crate) fn holds_any(tree: usize) -> bool {
     HELD.with(|held| held.borrow().iter().any(|h| h.tree == tree))
 }
+
+/// The first index of `first..=last` that this thread holds in `tree` in a mode that
+/// conflicts with `mode` (an acquisition of the range would end in `WouldDeadlock`).
+pub(crate) fn first_conflict(tree: usize, first: u64, last: u64, mode: LockMode) -> Option<u64> {
+    HELD.with(|held| {
+        held.borrow()
+            .iter()
+            .filter(|h| h.tree == tree && h.first <= last && first <= h.last)
+            .filter(|h| !h.mode.is_compatible(mode))
+            .map(|h| h.first.max(first))
+            .min()
+    })
+}

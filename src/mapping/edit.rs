@@ -62,19 +62,21 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for EditGuard<'_, 
 }
 
 impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
-    /// Locks `pages` Exclusive, sealed, evicts their pages, and keeps the dirty ones for
-    /// which `keeps(index)` holds. Then `size_after(old size)` decides the new size (or
-    /// refuses the edit) while the range is held.
+    /// Locks `pages` Exclusive, sealed, and changes the size by `size_after(current)`
+    /// (`None`: unchanged; an error refuses the edit and puts everything back), in one
+    /// atomic step, so that a size change on a range this edit does not hold (a direct
+    /// write past the end calling `set_size`) is never overwritten. Then evicts the
+    /// pages and keeps the dirty ones for which `keeps(index)` holds.
     fn edit(
         &self,
         pages: RangeInclusive<u64>,
         keeps: impl Fn(u64) -> bool,
-        size_after: impl FnOnce(u64) -> Result<u64, MappingError>,
+        size_after: impl Fn(u64) -> Result<Option<u64>, MappingError>,
     ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
         let guard = self.lock_evicting(pages, LockMode::Exclusive)?;
         // Dropped on a refusal before `commit`: the pages go back.
         let eviction = Eviction::new(self, guard);
-        let size = size_after(self.size())?;
+        let size = self.update_size(size_after)?;
         let mut dirty = Vec::new();
         for (index, page) in eviction.pages() {
             let mut lock = page.lock();
@@ -87,7 +89,6 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
             }
         }
         let guard = eviction.commit();
-        self.store_size(size);
         Ok(EditGuard { guard, dirty, size })
     }
 
@@ -116,7 +117,7 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         self.edit(
             first..=u64::MAX,
             |index| partial && index == first,
-            |_| Ok(new_size),
+            |_| Ok(Some(new_size)),
         )
     }
 
@@ -150,7 +151,7 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         self.edit(
             p..=q,
             |index| (head_partial && index == p) || (tail_partial && index == q),
-            Ok,
+            |_| Ok(None),
         )
     }
 
@@ -181,15 +182,16 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         bytes: impl RangeBounds<u64>,
     ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
         let (first, last) = self.aligned(&bytes)?;
-        let after = self.geometry.page_of(last) + 1;
+        let last_page = self.geometry.page_of(last);
         self.edit(
             self.geometry.page_of(first)..=u64::MAX,
-            |index| index >= after,
+            |index| index > last_page,
             |size| {
-                if last >= size.saturating_sub(1) || size == 0 {
+                // Linux's rule: the range must end before the end of file.
+                if size == 0 || last >= size - 1 {
                     return Err(MappingError::OutsideFile { first, last, size });
                 }
-                Ok(size - (last - first + 1))
+                Ok(Some(size - (last - first + 1)))
             },
         )
     }
@@ -217,7 +219,6 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         bytes: impl RangeBounds<u64>,
     ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
         let (first, last) = self.aligned(&bytes)?;
-        let added = last - first + 1;
         self.edit(
             self.geometry.page_of(first)..=u64::MAX,
             |_| true,
@@ -225,8 +226,15 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
                 if first >= size {
                     return Err(MappingError::OutsideFile { first, last, size });
                 }
-                size.checked_add(added)
-                    .ok_or(MappingError::TooLarge { size, added })
+                // The range's length is at most 2^64: checked, as the new size is.
+                (last - first)
+                    .checked_add(1)
+                    .and_then(|added| size.checked_add(added))
+                    .map(Some)
+                    .ok_or(MappingError::TooLarge {
+                        size,
+                        added: (last - first).saturating_add(1),
+                    })
             },
         )
     }
@@ -234,9 +242,9 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// The first and last byte of a page-aligned range.
     fn aligned(&self, bytes: &impl RangeBounds<u64>) -> Result<(u64, u64), MappingError> {
         let (first, last) = self.geometry.bytes(bytes)?;
+        // A range that ends at u64::MAX ends at 2^64, a page boundary.
         if !self.geometry.is_aligned(first)
-            || last == u64::MAX
-            || !self.geometry.is_aligned(last + 1)
+            || (last != u64::MAX && !self.geometry.is_aligned(last + 1))
         {
             return Err(MappingError::Unaligned {
                 first,

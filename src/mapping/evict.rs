@@ -25,9 +25,11 @@ use super::error::MappingError;
 use super::page::{Page, PageLock};
 use super::{Mapping, DIRTY, WRITEBACK};
 use crate::lock::{Evicted, LockMode, RangeGuard};
+use crate::sync::atomic::Ordering;
 
 /// Pages evicted by a range lock that the operation has not yet committed to.
 pub(crate) struct Eviction<'a, P: Send + Sync + 'static, const SLOTS: usize> {
+    mapping: &'a Mapping<P, SLOTS>,
     guard: Option<RangeGuard<'a, Page<P>, SLOTS>>,
     evicted: Vec<Evicted<Page<P>>>,
 }
@@ -36,11 +38,12 @@ impl<'a, P: Send + Sync + 'static, const SLOTS: usize> Eviction<'a, P, SLOTS> {
     /// Takes over what `guard` evicted. The guard must hold the evicted entries alone
     /// (sealed, or Exclusive) until [`commit`](Self::commit).
     pub(crate) fn new(
-        _mapping: &'a Mapping<P, SLOTS>,
+        mapping: &'a Mapping<P, SLOTS>,
         mut guard: RangeGuard<'a, Page<P>, SLOTS>,
     ) -> Self {
         let evicted = guard.take_evicted();
         Eviction {
+            mapping,
             guard: Some(guard),
             evicted,
         }
@@ -85,14 +88,21 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Drop for Eviction<'_, P, SLOT
             }
         }
         guard.release_restoring(evicted);
+        self.mapping.note_restore();
         drop(locks);
     }
 }
 
 impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// Locks `pages` in `mode`, sealed (see [`XArray::lock_range_sealed`]), for an
-    /// operation that will take over the pages it evicts. A failed acquisition (it can
-    /// only fail with `WouldDeadlock`) resyncs the marks of the pages it put back.
+    /// operation that will take over the pages it evicts.
+    ///
+    /// A blocking acquisition fails only with `WouldDeadlock`, on an index this thread
+    /// holds itself; that is checked first, so that it fails before evicting anything.
+    /// (A failure after evicting would put the pages back with the marks they had when
+    /// evicted, and a buffered write or write-back in between would have had its mark
+    /// change refused: until the resync below, an fsync could miss such a page.) The
+    /// resync stays as the fallback.
     ///
     /// [`XArray::lock_range_sealed`]: crate::XArray::lock_range_sealed
     pub(crate) fn lock_evicting<E>(
@@ -100,12 +110,23 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         pages: RangeInclusive<u64>,
         mode: LockMode,
     ) -> Result<RangeGuard<'_, Page<P>, SLOTS>, MappingError<E>> {
+        if let Some(index) = self.pages.held_conflict(&pages, mode) {
+            return Err(MappingError::Lock(crate::LockError::WouldDeadlock {
+                index,
+            }));
+        }
         self.pages
             .lock_range_sealed(pages.clone(), mode)
             .map_err(|error| {
                 self.resync_marks(pages);
+                self.note_restore();
                 MappingError::Lock(error)
             })
+    }
+
+    /// Counts a restore of evicted pages (after the pages are back in the tree).
+    pub(crate) fn note_restore(&self) {
+        self.restores.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Makes the DIRTY and WRITEBACK marks of the cached pages of `pages` agree with

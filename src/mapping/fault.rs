@@ -22,6 +22,12 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// its own direct IO or edit, [`MappingError::Io`] if `fill` failed (nothing was
     /// cached; waiters retry).
     ///
+    /// The page returned may be evicted right after (a direct IO or an edit): a caller
+    /// that keeps it should check [`Page::is_evicted`] under the page lock, as
+    /// [`read`](Self::read) and [`write`](Self::write) do. `fill` runs under the index's
+    /// lock: it must not fault other pages of this mapping (an edit waiting on this
+    /// index while holding those would deadlock with it).
+    ///
     /// ```
     /// use rangelock::mapping::{Mapping, MappingError};
     ///
@@ -115,11 +121,21 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         if indices.is_empty() {
             return Ok(0);
         }
-        let data = fill(&indices).map_err(MappingError::Io)?;
-        let filled: Vec<_> = claims.into_iter().zip(data).collect();
-        let added = filled.len();
-        // Last claimed first: each leaves this thread's held list from its end (O(1)).
-        for (claim, data) in filled.into_iter().rev() {
+        // Claims end last-claimed first, so that each leaves this thread's held list
+        // from its end (O(1) each): released unfilled, then published.
+        let mut data = match fill(&indices) {
+            Ok(data) => data,
+            Err(error) => {
+                while claims.pop().is_some() {}
+                return Err(MappingError::Io(error));
+            }
+        };
+        while claims.len() > data.len() {
+            claims.pop();
+        }
+        data.truncate(claims.len());
+        let added = claims.len();
+        while let (Some(claim), Some(data)) = (claims.pop(), data.pop()) {
             if claim.publish(Arc::new(Page::new(data))).is_err() {
                 unreachable!("a one-index Exclusive claim publishes");
             }

@@ -2,8 +2,10 @@
 //!
 //! The page index is an [`XArray`] of [`Page`]s. Direct IO and the truncate family lock
 //! the pages they touch with lock entries in that same tree, so a fault or a buffered
-//! read or write waits only if its own page is locked, and no operation takes a lock
-//! over the whole file.
+//! read or write waits only if its own page is locked. There is no lock over the whole
+//! file: a direct IO locks the pages of its byte range, a hole punch those of its hole,
+//! and truncate, collapse and insert lock from their first page to the end of the index
+//! space (everything after it changes).
 //!
 //! # One fault
 //!
@@ -46,7 +48,10 @@
 //! the new size and fails with [`MappingError::BeyondEof`]. The caller updates its
 //! on-disk file and drops the [`EditGuard`]. [`Mapping::punch_hole`],
 //! [`Mapping::collapse_range`] and [`Mapping::insert_range`] work the same way over their
-//! ranges (to the end of the file for the last two, whose pages move).
+//! ranges (to the end of the index space for the last two, whose pages move). Edits
+//! change the size in one atomic step, so a concurrent `set_size` (a direct write past
+//! the end of file, on pages the edit does not hold) is never overwritten; a hole punch
+//! leaves the size alone.
 //!
 //! # Self-deadlock (gup)
 //!
@@ -128,6 +133,9 @@ pub struct Mapping<P: Send + Sync + 'static, const SLOTS: usize = 64> {
     pages: XArray<Page<P>, SLOTS>,
     geometry: PageGeometry,
     size: AtomicU64,
+    /// How many times evicted pages were put back (a failed hand-off): write-back looks
+    /// again while this moves (see `writeback`).
+    restores: AtomicU64,
 }
 
 impl<P: Send + Sync + 'static> Mapping<P> {
@@ -159,6 +167,7 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
             pages,
             geometry,
             size: AtomicU64::new(0),
+            restores: AtomicU64::new(0),
         }
     }
 
@@ -190,9 +199,26 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         self.size.fetch_max(size, Ordering::AcqRel).max(size)
     }
 
-    /// Sets the size; the caller holds the affected range Exclusive.
-    fn store_size(&self, size: u64) {
-        self.size.store(size, Ordering::Release);
+    /// Changes the size to `change(current)` (`None`: unchanged) in one atomic step and
+    /// returns the size after it, or the error `change` refused the current size with.
+    /// The caller holds the range the change affects Exclusive.
+    fn update_size(
+        &self,
+        change: impl Fn(u64) -> Result<Option<u64>, MappingError>,
+    ) -> Result<u64, MappingError> {
+        let mut current = self.size();
+        loop {
+            let Some(new) = change(current)? else {
+                return Ok(current);
+            };
+            match self
+                .size
+                .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(new),
+                Err(now) => current = now,
+            }
+        }
     }
 
     /// Refuses page `index` if it lies wholly at or past the end of the file.

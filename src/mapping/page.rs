@@ -5,8 +5,8 @@
 //! | flag | set by | cleared by |
 //! |---|---|---|
 //! | `uptodate` | creation (a page is published only once filled); the undo of an eviction | eviction |
-//! | `dirty` | a buffered write, under the page lock | write-back start, hand-off to a direct IO or edit |
-//! | `writeback` | write-back, under the page lock | write-back end (the lock is held throughout) |
+//! | `dirty` | a buffered write, under the page lock; a write-back that failed or panicked | write-back start, hand-off to a direct IO or edit |
+//! | `writeback` | write-back, under the page lock | write-back end, also when it failed or panicked (the lock is held throughout) |
 //! | `evicted` | the evicting direct IO or edit, under the page lock | the undo of a failed or panicking direct IO, or a refused edit |
 //!
 //! The flags are written only under the page lock and read without it (a snapshot).

@@ -1,9 +1,11 @@
 //! Write-back: finding dirty pages by their tree mark and writing them out.
 
 use core::ops::RangeBounds;
+use std::panic::{self, AssertUnwindSafe};
 
 use super::error::MappingError;
 use super::{Mapping, DIRTY, WRITEBACK};
+use crate::sync::atomic::Ordering;
 use crate::xarray::span::{self, Inclusive};
 
 impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
@@ -31,7 +33,9 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// pass it waits until no entry of the range is sealed (a direct IO or an edit that
     /// evicted dirty pages and is handing them over: they have reached the device, or
     /// come back), then for pages under another thread's write-back (if that fails, the
-    /// page is dirty again), and makes a second pass.
+    /// page is dirty again), and makes a second pass; if a hand-off failed meanwhile (its
+    /// pages came back, and may have been evicted again), it waits and passes once more.
+    /// A `write` that fails or panics leaves its page dirty.
     ///
     /// A thread that holds a range of this mapping (a direct IO, an edit) gets
     /// [`MappingError::Lock`]`(WouldDeadlock)` when there is something to wait for: the
@@ -61,14 +65,22 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
             return Ok(0);
         };
         let mut written = self.writeback_pass(range, &mut write)?;
-        self.pages.wait_sealed(range)?;
-        for (_, entry) in self.pages.iter_marked(range.first..=range.last, WRITEBACK) {
-            if let Some(page) = entry.item() {
-                drop(page.lock()); // a write-back in progress holds it until it ends
+        loop {
+            let restores = self.restores.load(Ordering::Acquire);
+            self.pages.wait_sealed(range)?;
+            for (_, entry) in self.pages.iter_marked(range.first..=range.last, WRITEBACK) {
+                if let Some(page) = entry.item() {
+                    drop(page.lock()); // a write-back in progress holds it until it ends
+                }
+            }
+            written += self.writeback_pass(range, &mut write)?;
+            // A hand-off that failed meanwhile put its pages back, and another direct IO
+            // may have evicted one again before the pass: look again. Each round needs a
+            // failed hand-off, so this ends.
+            if self.restores.load(Ordering::Acquire) == restores {
+                return Ok(written);
             }
         }
-        written += self.writeback_pass(range, &mut write)?;
-        Ok(written)
     }
 
     /// One pass of [`writeback`](Self::writeback) over the pages marked dirty.
@@ -94,15 +106,19 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
             lock.set_writeback(true);
             self.pages.set_mark(index, WRITEBACK);
             self.pages.clear_mark(index, DIRTY);
-            let result = write(index, &lock);
+            // A `write` that panics must not leave the page clean and under write-back.
+            let result = panic::catch_unwind(AssertUnwindSafe(|| write(index, &lock)));
             lock.set_writeback(false);
             self.pages.clear_mark(index, WRITEBACK);
-            if let Err(error) = result {
+            if !matches!(result, Ok(Ok(()))) {
                 lock.set_dirty(true);
                 self.pages.set_mark(index, DIRTY);
-                return Err(MappingError::Io(error));
             }
-            written += 1;
+            match result {
+                Ok(Ok(())) => written += 1,
+                Ok(Err(error)) => return Err(MappingError::Io(error)),
+                Err(payload) => panic::resume_unwind(payload),
+            }
         }
         Ok(written)
     }

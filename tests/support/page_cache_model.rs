@@ -300,7 +300,8 @@ impl Model {
                 DiskEdit::Zero(1, 0),
             );
         };
-        if first % g.ps != 0 || last == u64::MAX || (last + 1) % g.ps != 0 {
+        // A range ending at u64::MAX ends at 2^64, a page boundary.
+        if first % g.ps != 0 || (last != u64::MAX && (last + 1) % g.ps != 0) {
             return (
                 Err(MappingError::Unaligned {
                     first,
@@ -310,19 +311,21 @@ impl Model {
                 DiskEdit::Zero(1, 0),
             );
         }
-        let (p, len) = (first / g.ps, last - first + 1);
+        // The length is at most 2^64 (then `None`).
+        let (p, len) = (first / g.ps, (last - first).checked_add(1));
         let outside = Err(MappingError::OutsideFile { first, last, size });
         let (new_size, disk) = if collapse {
-            let new_size = if last + 1 >= size {
-                outside
-            } else {
-                Ok(size - len)
+            let new_size = match len {
+                Some(len) if last < size.saturating_sub(1) && size > 0 => Ok(size - len),
+                _ => outside,
             };
-            (new_size, DiskEdit::Collapse(p, len / g.ps))
+            (new_size, DiskEdit::Collapse(p, len.unwrap_or(0) / g.ps))
         } else {
-            let grown = size
-                .checked_add(len)
-                .ok_or(MappingError::TooLarge { size, added: len });
+            let added = (last - first).saturating_add(1);
+            let grown = len
+                .and_then(|len| size.checked_add(len))
+                .ok_or(MappingError::TooLarge { size, added });
+            let len = len.unwrap_or(0);
             (
                 if first >= size { outside } else { grown },
                 DiskEdit::Insert(p, len / g.ps),
