@@ -288,10 +288,10 @@ fn write_region<T: Send + Sync + 'static, const SLOTS: usize>(
         if cursor.word(slot) != old {
             return;
         }
-        let marks = if evict { take_marks(cursor, slot) } else { 0 };
         if cursor.swap(slot, old, new).is_err() {
             return;
         }
+        let marks = if evict { take_marks(cursor, slot) } else { 0 };
         if evict {
             let entry = cursor.dispose(old);
             c.evicted.push(Evicted {

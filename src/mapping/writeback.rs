@@ -30,10 +30,12 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     ///
     /// Pages out of sight are waited for, so that when it returns every buffered write
     /// that completed before the call is on the device (or the call failed): after one
-    /// pass it waits until no entry of the range is sealed (a direct IO or an edit that
-    /// evicted dirty pages and is handing them over: they have reached the device, or
-    /// come back), then for pages under another thread's write-back (if that fails, the
-    /// page is dirty again), and makes a second pass; if a hand-off failed meanwhile (its
+    /// pass it waits for pages under another thread's write-back (if that fails, the
+    /// page is dirty again), then until no entry of the range is sealed (a direct IO or
+    /// an edit that evicted dirty pages and is handing them over: they have reached the
+    /// device, or come back; in this order, because a direct IO may evict a page under
+    /// write-back and then waits for that write-back under its seal), and makes a
+    /// second pass; if a hand-off failed meanwhile (its
     /// pages came back, and may have been evicted again), it waits and passes once more.
     /// A `write` that fails or panics leaves its page dirty.
     ///
@@ -67,12 +69,12 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         let mut written = self.writeback_pass(range, &mut write)?;
         loop {
             let restores = self.restores.load(Ordering::Acquire);
-            self.pages.wait_sealed(range)?;
             for (_, entry) in self.pages.iter_marked(range.first..=range.last, WRITEBACK) {
                 if let Some(page) = entry.item() {
                     drop(page.lock()); // a write-back in progress holds it until it ends
                 }
             }
+            self.pages.wait_sealed(range)?;
             written += self.writeback_pass(range, &mut write)?;
             // A hand-off that failed meanwhile put its pages back, and another direct IO
             // may have evicted one again before the pass: look again. Each round needs a
