@@ -6,9 +6,11 @@
 //! at once, over an in-memory disk whose sectors hold the version of the write that last
 //! wrote them. Every read is checked sector by sector: it must not return data older than
 //! a write that completed before the read began, counting from the end of the older write
-//! (see `tests/support/oracle.rs` for the rule). After the threads stop and everything is
-//! written back, the disk must hold no data older than a completed write (no lost write),
-//! the cached pages must equal the disk, and nothing may be left locked.
+//! (see `tests/support/oracle_checks.rs` for the rule). Every write-back is an fsync: when
+//! it returns, the disk must hold no sector of its range older than a buffered write that
+//! completed before it began. After the threads stop and everything is written back, the
+//! disk must hold no data older than a completed write (no lost write), the cached pages
+//! must equal the disk, and nothing may be left locked.
 //!
 //! The same oracle, run on `NaiveMapping` (the same page index and page discipline
 //! without lock entries: a fault fills with nothing held, a direct write invalidates then
@@ -16,7 +18,7 @@
 //! oracle proves nothing.
 //!
 //! Each rangelock run lasts `RANGELOCK_STRESS_SECS` seconds (default 1; a fixed number of
-//! rounds under Miri); the negative control runs until its first violation, for at most
+//! rounds per thread under Miri, about 48 operations in all); the negative control runs until its first violation, for at most
 //! [`NAIVE_CAP`]. `RANGELOCK_ORACLE_DELAY` sets the yields before each sector of a page
 //! read from the disk (default 1): the width of the fill race window.
 
@@ -26,6 +28,8 @@
 mod lock_harness;
 #[path = "support/oracle.rs"]
 mod oracle;
+#[path = "support/oracle_checks.rs"]
+mod oracle_checks;
 #[path = "support/page_cache.rs"]
 mod page_cache;
 
@@ -40,8 +44,8 @@ use page_cache::{NaiveMapping, PageData};
 
 /// The longest the negative control may take to catch the naive mapping.
 const NAIVE_CAP: Duration = Duration::from_secs(20);
-/// Rounds per thread under Miri.
-const MIRI_ROUNDS: u64 = 12;
+/// Rounds per thread under Miri (six threads).
+const MIRI_ROUNDS: u64 = 8;
 
 fn config(budget: Budget, stop_at_violation: bool) -> Config {
     let delay = std::env::var("RANGELOCK_ORACLE_DELAY")
@@ -51,6 +55,7 @@ fn config(budget: Budget, stop_at_violation: bool) -> Config {
     Config {
         random_threads: if cfg!(miri) { 2 } else { 4 },
         focused_pairs: 1,
+        sync_pairs: 1,
         delay,
         stop_at_violation,
         budget,
@@ -64,13 +69,20 @@ fn assert_consistent(report: &Report) {
     assert_eq!(
         (
             report.stale_reads,
+            report.fsync_lost,
             report.lost_writes,
             report.divergent_pages
         ),
-        (0, 0, 0),
+        (0, 0, 0, 0),
         "{report}"
     );
     assert_eq!(report.quiescent, Ok(()), "{report}");
+    // The oracle's threads hold no range when they write back: nothing is refused.
+    assert_eq!(report.fsync_refused, 0, "{report}");
+    assert!(
+        report.fsync_checks > 0,
+        "no write-back was checked: {report}"
+    );
     if !cfg!(miri) {
         for &(kind, done, _) in &report.ops {
             assert!(done > 0, "no {kind:?} completed: {report}");
@@ -113,7 +125,7 @@ fn naive_mapping_is_caught_serving_stale_data() {
     );
     eprintln!("{report}");
     assert!(
-        report.stale_reads + report.lost_writes > 0,
+        report.stale_reads + report.fsync_lost + report.lost_writes > 0,
         "the oracle did not catch the naive mapping in {NAIVE_CAP:?}: {report}"
     );
 }

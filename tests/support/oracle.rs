@@ -1,47 +1,34 @@
 //! The consistency oracle of `tests/mapping_oracle.rs`: threads drive a [`PageCache`]
-//! over a [`Disk`] with a random mix of every operation, and every read is checked for
-//! staleness, sector by sector.
+//! over a [`Disk`] with a random mix of every operation; every read is checked for
+//! staleness, sector by sector, and every write-back for a buffered write it left off
+//! the disk (the rule and the checks are in `tests/support/oracle_checks.rs`).
 //!
-//! # The rule
-//!
-//! A global logical clock ticks at the start and at the end of every operation. Every
-//! write (direct or buffered; truncate and hole punch write their "zeroes", collapse and
-//! insert write every sector from the range's start to the end of the disk, since data
-//! moves) has a fresh version and records, when it has completed, its end tick, and per
-//! sector `max_start[s]`, the latest start tick of a completed write to `s`. A read
-//! (fault, buffered read, direct read) takes `M = max_start[s]` of each of its sectors
-//! when it starts. If it returns version `U` for sector `s`, it is *stale* iff `U`'s
-//! write has completed and ended before `M`: a write to `s` that started after `U` had
-//! finished completed before the read began, so every linearization orders that write
-//! between `U` and the read. Version 0 (never written) ended at tick 0. Writes that
-//! overlap the read, or each other, never count against it, so the rule holds with any
-//! number of concurrent writers per sector.
-//!
-//! After the threads stop and a final write-back of everything, the same rule, with `M`
-//! over all completed writes, checks every sector of the disk within the end of file:
-//! a sector holding data older than a completed write is a *lost write*. Cached pages
-//! within the end of file must then equal the disk (*divergent* otherwise), and the
-//! cache must hold no lock entry or page in write-back.
+//! After the threads stop and a final write-back of everything, every sector of the
+//! disk within the end of file is checked for a *lost write*. Cached pages within the
+//! end of file must then equal the disk (*divergent* otherwise), and the cache must hold
+//! no lock entry or page in write-back.
 //!
 //! # The threads
 //!
 //! Random threads draw from [`MIX`] over a small file ([`FILE_PAGES`] pages), so
 //! operations collide. Focused pairs fault and direct-write the first [`HOT_PAGES`]
-//! pages, sub-page, all the time: the race a page cache without lock entries loses. A
+//! pages, sub-page, all the time: the race a page cache without lock entries loses.
+//! Sync pairs write those pages and write them back in turn, so that one write-back
+//! often meets another one in progress on its page, or a direct IO handing it over. A
 //! watchdog aborts the process if no operation completes for [`STALL`].
 //!
-//! The test file declares `lock_harness` and `page_cache` (this module's siblings) at
-//! its root.
+//! The test file declares `lock_harness`, `oracle_checks` and `page_cache` (this
+//! module's siblings) at its root.
 #![allow(dead_code)]
 
 use std::fmt;
-use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
-use std::sync::{Mutex, OnceLock};
+use std::ops::{Range, RangeInclusive};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::lock_harness::{watchdog, Budget, Rng, STALL};
+use crate::oracle_checks::Oracle;
 use crate::page_cache::{page_sectors, pages_in, Disk, PageCache, PAGE, SECTOR, SECTORS};
 
 /// Pages of the file the threads work on (offsets past it only through inserts).
@@ -51,10 +38,8 @@ pub const FILE_BYTES: u64 = FILE_PAGES * PAGE;
 /// The disk: room for inserts, which may push the end of file a few pages past
 /// `FILE_BYTES` (and more when they overlap).
 pub const DISK_PAGES: u64 = 4 * FILE_PAGES;
-/// The pages the focused pairs work on.
+/// The pages the focused and sync pairs work on.
 pub const HOT_PAGES: u64 = 2;
-/// How many violations are described in full.
-const DETAILS: usize = 8;
 
 /// An operation kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,188 +83,14 @@ pub struct Config {
     /// Pairs of threads, one faulting and reading [`HOT_PAGES`], one direct-writing
     /// (and sometimes direct-reading) them.
     pub focused_pairs: usize,
+    /// Pairs of threads that each write [`HOT_PAGES`] and write them back, in turn.
+    pub sync_pairs: usize,
     /// Yields before each sector of a page read from the disk (the fill window).
     pub delay: u32,
     /// Stop all threads at the first violation (the negative control).
     pub stop_at_violation: bool,
     /// When the threads stop.
     pub budget: Budget,
-}
-
-// ---------------------------------------------------------------------------------------
-// The oracle
-// ---------------------------------------------------------------------------------------
-
-const CHUNK_BITS: u32 = if cfg!(miri) { 8 } else { 16 };
-const CHUNKS: usize = 1 << 12;
-
-/// Start and end tick of every version, in chunks allocated on first use (lock-free, so
-/// the oracle does not serialise the threads it watches). Ticks fit in 32 bits.
-struct Versions {
-    chunks: Box<[OnceLock<Box<[AtomicU32]>>]>,
-}
-
-impl Versions {
-    const CAPACITY: u64 = (CHUNKS as u64) << CHUNK_BITS;
-
-    fn new() -> Self {
-        Versions {
-            chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
-        }
-    }
-
-    /// The (start, end) ticks of `version`; 0 while unset.
-    fn times(&self, version: u64) -> (&AtomicU32, &AtomicU32) {
-        let chunk = self.chunks[(version >> CHUNK_BITS) as usize]
-            .get_or_init(|| (0..2 << CHUNK_BITS).map(|_| AtomicU32::new(0)).collect());
-        let at = 2 * (version & ((1 << CHUNK_BITS) - 1)) as usize;
-        (&chunk[at], &chunk[at + 1])
-    }
-}
-
-/// A write in progress.
-pub struct Write {
-    pub version: u64,
-    start: u64,
-}
-
-/// What a read knew when it started.
-pub struct Snapshot {
-    start: u64,
-    first: u64,
-    max_start: Vec<u64>,
-}
-
-/// The clock, the versions and the per-sector history (see the module docs).
-pub struct Oracle {
-    clock: AtomicU64,
-    next_version: AtomicU64,
-    versions: Versions,
-    max_start: Box<[AtomicU64]>,
-    /// Stale reads, lost writes and divergent pages found so far.
-    violations: AtomicU64,
-    details: Mutex<Vec<String>>,
-    began: Instant,
-    first_violation: OnceLock<Duration>,
-}
-
-impl Oracle {
-    fn new(sectors: u64) -> Self {
-        Oracle {
-            clock: AtomicU64::new(0),
-            next_version: AtomicU64::new(1),
-            versions: Versions::new(),
-            max_start: (0..sectors).map(|_| AtomicU64::new(0)).collect(),
-            violations: AtomicU64::new(0),
-            details: Mutex::new(Vec::new()),
-            began: Instant::now(),
-            first_violation: OnceLock::new(),
-        }
-    }
-
-    fn tick(&self) -> u64 {
-        let tick = self.clock.fetch_add(1, SeqCst) + 1;
-        assert!(tick < u64::from(u32::MAX), "the oracle's clock ran out");
-        tick
-    }
-
-    /// Whether the versions or the clock are about to run out (the run stops early).
-    fn exhausted(&self) -> bool {
-        self.next_version.load(SeqCst) + 1024 > Versions::CAPACITY
-            || self.clock.load(SeqCst) > u64::from(u32::MAX) - (1 << 20)
-    }
-
-    pub fn begin_write(&self) -> Write {
-        let version = self.next_version.fetch_add(1, SeqCst);
-        let start = self.tick();
-        self.versions.times(version).0.store(start as u32, SeqCst);
-        Write { version, start }
-    }
-
-    /// Records that `write` completed, over `sectors` (clipped to the disk).
-    pub fn end_write(&self, write: Write, sectors: Range<u64>) {
-        let end = self.tick();
-        self.versions
-            .times(write.version)
-            .1
-            .store(end as u32, SeqCst);
-        let last = sectors.end.min(self.max_start.len() as u64);
-        for s in sectors.start..last {
-            self.max_start[s as usize].fetch_max(write.start, SeqCst);
-        }
-    }
-
-    pub fn begin_read(&self, sectors: Range<u64>) -> Snapshot {
-        let start = self.tick();
-        Snapshot {
-            start,
-            first: sectors.start,
-            max_start: sectors
-                .map(|s| self.max_start[s as usize].load(SeqCst))
-                .collect(),
-        }
-    }
-
-    /// The end tick of `version` if its write has completed (0 for version 0).
-    fn end_of(&self, version: u64) -> Option<u64> {
-        if version == 0 {
-            return Some(0);
-        }
-        match self.versions.times(version).1.load(SeqCst) {
-            0 => None,
-            end => Some(u64::from(end)),
-        }
-    }
-
-    /// Whether `version`, found in `sector`, is older than a write to it that started at
-    /// `max_start` and completed; then a description of it.
-    fn is_stale(&self, sector: u64, version: u64, max_start: u64) -> Option<String> {
-        let end = self.end_of(version)?;
-        if end >= max_start {
-            return None;
-        }
-        let start = match version {
-            0 => 0,
-            v => self.versions.times(v).0.load(SeqCst),
-        };
-        let (page, at) = (sector / SECTORS as u64, sector % SECTORS as u64);
-        Some(format!(
-            "sector {sector} (page {page} sector {at}) held version {version} (written \
-             t{start}..t{end}), but a write that started at t{max_start} had completed"
-        ))
-    }
-
-    fn report(&self, what: String) {
-        if self.violations.fetch_add(1, SeqCst) == 0 {
-            let _ = self.first_violation.set(self.began.elapsed());
-        }
-        let mut details = self.details.lock().unwrap_or_else(|p| p.into_inner());
-        if details.len() < DETAILS {
-            details.push(what);
-        }
-    }
-
-    /// Checks what a read that began with `snap` returned.
-    pub fn check_read(&self, kind: Kind, thread: usize, snap: &Snapshot, found: &[u64]) {
-        assert_eq!(
-            found.len(),
-            snap.max_start.len(),
-            "{kind:?} read the wrong length"
-        );
-        for (i, (&version, &max_start)) in found.iter().zip(&snap.max_start).enumerate() {
-            let sector = snap.first + i as u64;
-            if let Some(what) = self.is_stale(sector, version, max_start) {
-                self.report(format!(
-                    "stale {kind:?} by thread {thread}, begun at t{}: {what} before it began",
-                    snap.start
-                ));
-            }
-        }
-    }
-
-    pub fn violations(&self) -> u64 {
-        self.violations.load(SeqCst)
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -296,6 +107,11 @@ pub struct Report {
     pub page_reads: u64,
     pub page_writes: u64,
     pub stale_reads: u64,
+    /// Write-backs checked (they returned Ok), refused (an error), and that lost a
+    /// buffered write (see `oracle_checks`).
+    pub fsync_checks: u64,
+    pub fsync_refused: u64,
+    pub fsync_lost: u64,
     pub lost_writes: u64,
     pub divergent_pages: u64,
     pub first_violation: Option<Duration>,
@@ -329,6 +145,11 @@ impl fmt::Display for Report {
             .map(|(kind, done, skipped)| format!("{kind:?} {done} (+{skipped} skipped)"))
             .collect();
         writeln!(f, "  ops: {}", ops.join(", "))?;
+        writeln!(
+            f,
+            "  fsync checks {} ({} refused), fsyncs that lost a write {}",
+            self.fsync_checks, self.fsync_refused, self.fsync_lost
+        )?;
         write!(
             f,
             "  stale reads {}, lost writes {}, divergent pages {}, first violation after {:?}; \
@@ -354,6 +175,7 @@ enum Role {
     Random,
     Faulter,
     DirectWriter,
+    Syncer,
 }
 
 struct Shared<C> {
@@ -405,6 +227,8 @@ impl<C: PageCache> Shared<C> {
                 Role::Faulter => (Kind::Read, HOT_PAGES),
                 Role::DirectWriter if rng.below(4) == 0 => (Kind::DirectRead, HOT_PAGES),
                 Role::DirectWriter => (Kind::DirectWrite, HOT_PAGES),
+                Role::Syncer if round % 2 == 0 => (Kind::Write, HOT_PAGES),
+                Role::Syncer => (Kind::Writeback, HOT_PAGES),
             };
             let at = MIX.iter().position(|&(k, _)| k == kind).expect("in MIX");
             let counter = if self.op(thread, kind, pages, &mut rng) {
@@ -449,7 +273,7 @@ impl<C: PageCache> Shared<C> {
                     return false;
                 }
                 let base = index * SECTORS as u64;
-                oracle.end_write(write, base + first..base + last + 1);
+                oracle.end_buffered_write(write, base + first..base + last + 1);
             }
             Kind::Writeback => {
                 let first = rng.below(pages);
@@ -457,7 +281,7 @@ impl<C: PageCache> Shared<C> {
                     0 => u64::MAX,
                     _ => first + rng.below(8),
                 };
-                cache.write_back(disk, first..=last);
+                return self.fsync(thread, first..=last);
             }
             Kind::DirectRead => {
                 let sectors = sector_range(rng, pages);
@@ -514,24 +338,32 @@ impl<C: PageCache> Shared<C> {
         true
     }
 
+    /// A write-back of `pages`, checked: `false` if it failed (then not checked).
+    fn fsync(&self, thread: usize, pages: RangeInclusive<u64>) -> bool {
+        let (cache, disk, oracle) = (&self.cache, &self.disk, &self.oracle);
+        let end = pages.end().saturating_add(1).saturating_mul(SECTORS as u64);
+        let snap = oracle.begin_fsync(pages.start() * SECTORS as u64..end);
+        if cache.write_back(disk, pages).is_none() {
+            oracle.fsync_refused();
+            return false;
+        }
+        let on_disk: Vec<u64> = Oracle::sectors(&snap).map(|s| disk.sector(s)).collect();
+        oracle.check_fsync(thread, &snap, &on_disk);
+        true
+    }
+
     /// After the threads: write everything back and check the disk and the cache.
     fn finish(&self) -> (u64, u64) {
         let (cache, disk, oracle) = (&self.cache, &self.disk, &self.oracle);
-        cache.write_back(disk, 0..=u64::MAX);
+        cache
+            .write_back(disk, 0..=u64::MAX)
+            .expect("the final write-back failed");
         let size = cache.size();
         let mut lost = 0;
         for s in 0..size.div_ceil(SECTOR).min(disk.sectors()) {
-            let version = disk.sector(s);
-            let max_start = oracle.max_start[s as usize].load(SeqCst);
-            let what = match oracle.end_of(version) {
-                None => Some(format!(
-                    "sector {s} holds version {version}, never completed"
-                )),
-                Some(_) => oracle.is_stale(s, version, max_start),
-            };
-            if let Some(what) = what {
+            if let Some(what) = oracle.check_final(s, disk.sector(s)) {
                 lost += 1;
-                oracle.report(format!("lost write after the final write-back: {what}"));
+                oracle.report_final(format!("lost write after the final write-back: {what}"));
             }
         }
         let mut divergent = 0;
@@ -542,7 +374,7 @@ impl<C: PageCache> Shared<C> {
             let on_disk: Vec<u64> = page_sectors(index).map(|s| disk.sector(s)).collect();
             if data[..] != on_disk[..] {
                 divergent += 1;
-                oracle.report(format!(
+                oracle.report_final(format!(
                     "page {index} cached as {data:?} after the final write-back, \
                      disk holds {on_disk:?}"
                 ));
@@ -569,6 +401,7 @@ pub fn run<C: PageCache>(name: &str, cache: C, config: Config) -> Report {
     for _ in 0..config.focused_pairs {
         roles.extend([Role::Faulter, Role::DirectWriter]);
     }
+    roles.extend(vec![Role::Syncer; 2 * config.sync_pairs]);
     let stop = AtomicBool::new(false);
     let mut elapsed = Duration::ZERO;
     let panics: Vec<_> = thread::scope(|s| {
@@ -582,17 +415,18 @@ pub fn run<C: PageCache>(name: &str, cache: C, config: Config) -> Report {
             .map(|(thread, &role)| s.spawn(move || shared.worker(thread, role)))
             .collect();
         let results: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
-        elapsed = shared.oracle.began.elapsed();
+        elapsed = shared.oracle.began().elapsed();
         stop.store(true, SeqCst);
         results.into_iter().filter_map(Result::err).collect()
     });
     if let Some(panic) = panics.into_iter().next() {
         std::panic::resume_unwind(panic);
     }
-    let stale_reads = shared.oracle.violations();
+    let stale_reads = shared.oracle.stale_reads();
+    let (fsync_checks, fsync_refused, fsync_lost) = shared.oracle.fsyncs();
     let (lost_writes, divergent_pages) = shared.finish();
     let (page_reads, page_writes) = shared.disk.page_io();
-    let details = std::mem::take(&mut *shared.oracle.details.lock().unwrap());
+    let details = shared.oracle.take_details();
     Report {
         name: name.to_string(),
         elapsed,
@@ -602,9 +436,12 @@ pub fn run<C: PageCache>(name: &str, cache: C, config: Config) -> Report {
         page_reads,
         page_writes,
         stale_reads,
+        fsync_checks,
+        fsync_refused,
+        fsync_lost,
         lost_writes,
         divergent_pages,
-        first_violation: shared.oracle.first_violation.get().copied(),
+        first_violation: shared.oracle.first_violation(),
         details,
         quiescent: shared.cache.quiescent(),
         final_size: shared.cache.size(),

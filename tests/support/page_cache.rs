@@ -176,8 +176,9 @@ pub trait PageCache: Send + Sync {
     /// A buffered write of `version` to `sectors` of page `index`, growing the file to
     /// cover them; `false` if a concurrent truncate left the page past the end of file.
     fn buffered_write(&self, disk: &Disk, index: u64, sectors: Range<usize>, version: u64) -> bool;
-    /// Writes back the dirty pages of `pages`; returns how many it wrote.
-    fn write_back(&self, disk: &Disk, pages: RangeInclusive<u64>) -> usize;
+    /// Writes back the dirty pages of `pages` (an fsync's page-cache half); returns how
+    /// many it wrote, or `None` if it was refused (a lock error).
+    fn write_back(&self, disk: &Disk, pages: RangeInclusive<u64>) -> Option<usize>;
     /// A direct read of `bytes`: the versions of its sectors.
     fn direct_read(&self, disk: &Disk, bytes: Range<u64>) -> Vec<u64>;
     /// A direct write of `version` to `bytes`, growing the file to cover them.
@@ -249,12 +250,12 @@ impl<const S: usize> PageCache for Mapping<PageData, S> {
         in_file(self.write(index, |i| Ok(disk.read_page(i)), write), "write").is_some()
     }
 
-    fn write_back(&self, disk: &Disk, pages: RangeInclusive<u64>) -> usize {
-        let write = |i, data: &PageData| {
-            disk.write_page(i, data);
-            Ok(())
-        };
-        in_file(self.writeback(pages, write), "writeback").unwrap_or(0)
+    fn write_back(&self, disk: &Disk, pages: RangeInclusive<u64>) -> Option<usize> {
+        match self.writeback(pages, flush_to(disk)) {
+            Ok(written) => Some(written),
+            Err(MappingError::Lock(_)) => None,
+            Err(error) => panic!("writeback: {error}"),
+        }
     }
 
     fn direct_read(&self, disk: &Disk, bytes: Range<u64>) -> Vec<u64> {
@@ -508,7 +509,7 @@ impl PageCache for NaiveMapping {
         }
     }
 
-    fn write_back(&self, disk: &Disk, pages: RangeInclusive<u64>) -> usize {
+    fn write_back(&self, disk: &Disk, pages: RangeInclusive<u64>) -> Option<usize> {
         let mut written = 0;
         for (span, entry) in self.pages.iter_marked(pages, DIRTY) {
             let (Some(page), index) = (entry.item(), *span.start()) else {
@@ -524,7 +525,7 @@ impl PageCache for NaiveMapping {
                 written += 1;
             }
         }
-        written
+        Some(written)
     }
 
     fn direct_read(&self, disk: &Disk, bytes: Range<u64>) -> Vec<u64> {
