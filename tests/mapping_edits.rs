@@ -9,28 +9,14 @@
 
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rangelock::mapping::{DirectIoKind, Mapping, MappingError};
-use rangelock::{Entry, LockError};
+use rangelock::LockError;
 
-const WATCHDOG: Duration = Duration::from_secs(20);
-
-fn leak<P: Send + Sync + 'static>() -> &'static Mapping<P> {
-    Box::leak(Box::new(Mapping::new()))
-}
-
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + WATCHDOG;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn locked<P: Send + Sync + 'static>(file: &Mapping<P>, index: u64) -> bool {
-    matches!(file.pages().get(index), Entry::Locked { .. })
-}
+#[path = "support/mapping_waits.rs"]
+mod mapping_waits;
+use mapping_waits::{leak, locked, wait_until, WATCHDOG};
 
 /// Runs `f` on a thread; fails if it is not done within the watchdog.
 fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

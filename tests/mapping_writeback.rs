@@ -12,29 +12,16 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rangelock::mapping::{DirectIoKind, Mapping, PageGeometry};
-use rangelock::{Entry, WaitTable, XArray};
+use rangelock::{WaitTable, XArray};
 
-const WATCHDOG: Duration = Duration::from_secs(20);
+#[path = "support/mapping_waits.rs"]
+mod mapping_waits;
+use mapping_waits::{leak, locked, wait_until, WATCHDOG};
+
 const SETTLE: Duration = Duration::from_secs(2);
-
-fn leak<P: Send + Sync + 'static>() -> &'static Mapping<P> {
-    Box::leak(Box::new(Mapping::new()))
-}
-
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + WATCHDOG;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn locked<P: Send + Sync + 'static>(file: &Mapping<P>, index: u64) -> bool {
-    matches!(file.pages().get(index), Entry::Locked { .. })
-}
 
 type Device = Arc<Mutex<Vec<(u64, u32)>>>;
 
