@@ -16,32 +16,7 @@ use rangelock::LockError;
 
 #[path = "support/mapping_waits.rs"]
 mod mapping_waits;
-use mapping_waits::{leak, locked, wait_until, WATCHDOG};
-
-/// Runs `f` on a thread; fails if it is not done within the watchdog.
-fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || tx.send(f()).unwrap());
-    rx.recv_timeout(WATCHDOG).expect("hang (watchdog)")
-}
-
-/// Holds page `index`'s page lock on another thread (a write-back whose device write
-/// blocks) until the returned sender is used. Returns once the lock is held.
-fn hold_page_lock(file: &'static Mapping<u32>, index: u64) -> mpsc::Sender<()> {
-    file.write(index, |_| Ok::<_, ()>(0), |d| *d = 7).unwrap();
-    let (in_tx, in_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    thread::spawn(move || {
-        file.writeback(index..=index, |_, _| {
-            in_tx.send(()).unwrap();
-            go_rx.recv_timeout(WATCHDOG).unwrap();
-            Ok::<_, ()>(())
-        })
-        .unwrap();
-    });
-    in_rx.recv_timeout(WATCHDOG).unwrap();
-    go_tx
-}
+use mapping_waits::{hold_page_lock, leak, locked, wait_until, within, WATCHDOG};
 
 /// Review finding 1a: `punch_hole` stores back the size it read when it took its range
 /// (`edit` always calls `store_size(size_after(old))`, and punch_hole's `size_after` is

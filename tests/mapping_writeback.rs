@@ -19,7 +19,7 @@ use rangelock::{WaitTable, XArray};
 
 #[path = "support/mapping_waits.rs"]
 mod mapping_waits;
-use mapping_waits::{leak, locked, wait_until, WATCHDOG};
+use mapping_waits::{hold_page_lock, leak, locked, wait_until, WATCHDOG};
 
 const SETTLE: Duration = Duration::from_secs(2);
 
@@ -226,21 +226,7 @@ fn fsync_waits_for_a_page_re_evicted_after_a_failed_hand_off() {
     });
     d1_in_rx.recv_timeout(WATCHDOG).unwrap();
     // A write-back of page 2 in progress (holds page 2's lock, WRITEBACK mark).
-    let release_page2 = {
-        file.write(2, |_| Ok::<_, ()>(0), |d| *d = 2).unwrap();
-        let (in_tx, in_rx) = mpsc::channel();
-        let (go_tx, go_rx) = mpsc::channel::<()>();
-        thread::spawn(move || {
-            file.writeback(2..=2, |_, _| {
-                in_tx.send(()).unwrap();
-                go_rx.recv_timeout(WATCHDOG).unwrap();
-                Ok::<_, ()>(())
-            })
-            .unwrap();
-        });
-        in_rx.recv_timeout(WATCHDOG).unwrap();
-        go_tx
-    };
+    let release_page2 = hold_page_lock(file, 2);
     // fsync: pass 1 misses page 5 (out of the tree), wait_sealed waits for D1.
     let (f_done_tx, f_done_rx) = mpsc::channel();
     let dev = device.clone();
