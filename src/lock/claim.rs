@@ -40,6 +40,7 @@ use smallvec::SmallVec;
 use super::evicted::Evicted;
 use super::wait_table::{WaitTable, Wake};
 use super::{held, LockMode};
+use crate::sync::atomic::Ordering;
 use crate::sync::ItemArc as Arc;
 use crate::xarray::cursor::{Located, Slot, WriteCursor};
 use crate::xarray::entry::{self, Kind, EMPTY, MARK_COUNT};
@@ -474,11 +475,31 @@ pub(crate) fn publish<T: Send + Sync + 'static, const SLOTS: usize>(
     }
 }
 
+/// Counts one more acquisition or guard with entries pending (see
+/// `XArray::pending_claims`); under the write lock.
+pub(crate) fn pending_opened<T: Send + Sync + 'static, const SLOTS: usize>(
+    cursor: &WriteCursor<'_, T, SLOTS>,
+) {
+    cursor.tree().pending_claims.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts one fewer acquisition or guard with entries pending; under the write lock, in
+/// the critical section that clears or removes its last pending entry.
+pub(crate) fn pending_closed<T: Send + Sync + 'static, const SLOTS: usize>(
+    cursor: &WriteCursor<'_, T, SLOTS>,
+) {
+    let before = cursor.tree().pending_claims.fetch_sub(1, Ordering::Relaxed);
+    debug_assert!(before > 0, "pending acquisitions undercounted");
+}
+
 /// Marks the entries evicted since the last call as `pending` (before sleeping).
 pub(crate) fn mark_pending<T: Send + Sync + 'static, const SLOTS: usize>(
     cursor: &mut WriteCursor<'_, T, SLOTS>,
     c: &mut Claim<T>,
 ) {
+    if c.pending == 0 && !c.evicted.is_empty() {
+        pending_opened(cursor);
+    }
     for e in &c.evicted[c.pending..] {
         let slot = cursor.create(e.block);
         let state = LockState::of(cursor.word(slot));
@@ -501,6 +522,9 @@ pub(crate) fn clear_pending<T: Send + Sync + 'static, const SLOTS: usize>(
     table: &WaitTable,
     c: &mut Claim<T>,
 ) {
+    if c.pending > 0 {
+        pending_closed(cursor);
+    }
     unseal(
         cursor,
         table,
@@ -542,6 +566,9 @@ pub(crate) fn rollback<T: Send + Sync + 'static, const SLOTS: usize>(
     table: &WaitTable,
     c: &mut Claim<T>,
 ) {
+    if c.pending > 0 {
+        pending_closed(cursor);
+    }
     restore(cursor, table, c.evicted.drain(..));
     c.pending = 0;
     if c.claimed_any() {

@@ -46,7 +46,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
     /// head, else a walk under the write lock.
     #[inline]
     fn release(self) {
-        if self.is_whole() {
+        if self.is_whole() && self.sealed.is_empty() {
             let mine = LockState::single(self.mode).word();
             if self
                 .xa
@@ -63,6 +63,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
     #[inline(never)]
     fn release_slow(mut self) {
         let mut cursor = WriteCursor::new(self.xa);
+        if !self.sealed.is_empty() {
+            claim::pending_closed(&cursor);
+        }
         if self.restore && !self.evicted.is_empty() {
             let evicted = core::mem::take(&mut self.evicted);
             claim::restore(&mut cursor, self.xa.wait_table(), evicted);
@@ -182,6 +185,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
         }
         let blocks = core::mem::take(&mut h.sealed);
         let mut cursor = WriteCursor::new(h.xa);
+        claim::pending_closed(&cursor);
         claim::unseal(&mut cursor, h.xa.wait_table(), blocks);
     }
 
@@ -201,6 +205,9 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
         // One critical section: nobody may take a restored index before the release.
         let mut cursor = WriteCursor::new(h.xa);
         let table = h.xa.wait_table();
+        if !h.sealed.is_empty() {
+            claim::pending_closed(&cursor);
+        }
         claim::restore(&mut cursor, table, evicted);
         claim::release(&mut cursor, table, h.first, h.last);
     }

@@ -5,6 +5,7 @@
 //! only in leaves, and the tree's item and node counters.
 
 use super::entry::{self, Kind, EMPTY};
+use super::lock_word::LockState;
 use super::node::{Geometry, Node};
 use super::tree::XArray;
 use crate::sync::atomic::Ordering;
@@ -40,7 +41,20 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
                     ));
                 }
             }
+            Kind::Lock => totals.lock(head),
             _ => {}
+        }
+        let claims = self.pending_claims.load(Ordering::Relaxed);
+        if totals.pending > 0 && claims == 0 {
+            return Err(format!(
+                "{} entries pending but no pending acquisition counted",
+                totals.pending
+            ));
+        }
+        if totals.locks == 0 && claims != 0 {
+            return Err(format!(
+                "no lock entries but {claims} pending acquisitions counted"
+            ));
         }
         let (items, nodes) = (
             self.items.load(Ordering::Relaxed),
@@ -116,6 +130,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
                     }
                     totals.items += 1;
                 }
+                Kind::Lock => totals.lock(word),
                 _ => {}
             }
             union |= slot_marks;
@@ -138,4 +153,16 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
 struct Totals {
     items: usize,
     nodes: usize,
+    /// Lock entries, and those of them marked pending.
+    locks: usize,
+    pending: usize,
+}
+
+impl Totals {
+    fn lock(&mut self, word: usize) {
+        self.locks += 1;
+        if LockState::of(word).pending {
+            self.pending += 1;
+        }
+    }
 }

@@ -60,6 +60,10 @@ pub struct XArray<T, const SLOTS: usize = 64> {
     pub(crate) items: AtomicUsize,
     /// Nodes reachable from the head.
     pub(crate) nodes: AtomicUsize,
+    /// Acquisitions and guards that have entries marked `pending` in the tree (changed
+    /// only under the write lock): while it is zero no entry is pending, so
+    /// `wait_sealed` has nothing to wait for and skips its scan.
+    pub(crate) pending_claims: AtomicUsize,
     /// `None`: crossbeam-epoch's global collector.
     collector: Option<Collector>,
     /// Where lock waiters sleep; `None`: the process-wide table (see `src/lock/`).
@@ -97,6 +101,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
             write_lock: Mutex::new(()),
             items: AtomicUsize::new(0),
             nodes: AtomicUsize::new(0),
+            pending_claims: AtomicUsize::new(0),
             collector,
             // Loom cannot model a process-wide static: every tree gets its own table.
             wait_table: cfg!(loom).then(|| Arc::new(WaitTable::new(4))),
