@@ -83,6 +83,7 @@ mod fault;
 mod geometry;
 mod gup;
 mod page;
+mod reclaim;
 mod writeback;
 
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -94,6 +95,8 @@ pub use error::MappingError;
 pub use geometry::PageGeometry;
 pub use gup::{MappedBuffer, WritePath, WriteSource};
 pub use page::{Page, PageLock};
+#[cfg(not(loom))]
+pub(crate) use reclaim::reclaim_page;
 
 /// The tree mark of dirty pages.
 pub const DIRTY: Mark = Mark::M0;
