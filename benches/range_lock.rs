@@ -6,7 +6,7 @@
 //! | `xarray_*`      | [`XArray::lock_range`] on an `XArray<u64>` (the page-cache use)      |
 //! | `range_lock*`   | [`RangeLock::lock`] (the same protocol over a tree of its own)       |
 //! | `interval_lock*`| one `Mutex` around a `BTreeMap` of granted ranges, a `Condvar` for   |
-//! |                 | waiters, FIFO among conflicting requests (`support/interval_lock.rs`) |
+//! |                 | waiters, FIFO among conflicting requests (`rangelock::baseline::IntervalLock`) |
 //! | `rwlock`        | `std::sync::RwLock<()>`: the floor for locking everything            |
 //!
 //! Each iteration is one lock plus its unlock (dropping the guard), so criterion's time
@@ -39,10 +39,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use rangelock::{Entry, LockMode, RangeLock, XArray};
 
-#[path = "support/interval_lock.rs"]
-mod interval_lock;
-
-use interval_lock::IntervalLock;
+use rangelock::baseline::IntervalLock;
 
 /// The index of `one_index`: inside the first leaf, not at its edge.
 const ONE: u64 = 37;
@@ -456,9 +453,9 @@ criterion_group! {
     targets = one_index, whole_range, empty_range, disjoint_threads
 }
 
-/// `criterion_main!`, with the interval lock's self-check and the bytes table first.
+/// `criterion_main!`, with the bytes table first (the interval lock is checked by the
+/// unit tests of `rangelock::baseline`).
 fn main() {
-    interval_lock::self_check();
     bytes_table();
     benches();
     Criterion::default().configure_from_args().final_summary();

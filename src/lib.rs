@@ -65,6 +65,8 @@
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("rangelock needs 64-bit pointers: a slot word carries 63-bit values");
 
+#[cfg(not(loom))]
+pub mod baseline;
 pub mod lock;
 pub mod mapping;
 pub(crate) mod sync;

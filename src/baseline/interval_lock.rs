@@ -1,4 +1,4 @@
-//! The peer of `benches/range_lock.rs`: a classic interval range lock, one mutex around
+//! A classic interval range lock, one mutex around
 //! the set of granted ranges, in the style of Bueso's Linux `range_lock` and ZFS's
 //! `zfs_rangelock` (a spinlock or mutex protecting an interval tree or AVL tree of
 //! granted segments, waiters sleeping until the ranges they overlap are released).
@@ -22,11 +22,17 @@
 //! The uncontended cost is one mutex round trip to acquire, one to release, a B-tree
 //! insert and a remove. The map keeps its (emptied) root leaf, so a steady stream of
 //! lock/unlock on an idle lock does not allocate.
+//!
+//! It is the `interval` strategy of the comparison (as a [`FileLock`], every read and
+//! buffered write takes it over its page, as ZFS takes its range lock for every read and
+//! write) and the peer of `benches/range_lock.rs`.
 
+use core::ops::RangeInclusive;
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use rangelock::LockMode;
+use super::file_lock::{Access, FileLock};
+use crate::lock::LockMode;
 
 /// A requested or granted range `[start, end]` (inclusive).
 #[derive(Clone, Copy, Debug)]
@@ -95,15 +101,24 @@ pub struct IntervalGuard<'a> {
 }
 
 impl IntervalLock {
+    /// A lock with nothing granted.
     pub fn new() -> Self {
         Self::default()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("interval lock poisoned")
+        // Every update of the state completes before anything in it can panic.
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Locks `[start, end]` in `mode`, waiting as long as it takes.
+    /// Locks `[start, end]` in `mode`, waiting as long as it takes (behind every earlier
+    /// request that conflicts with it).
+    ///
+    /// # Panics
+    ///
+    /// If `start > end`.
     pub fn lock(&self, start: u64, end: u64, mode: LockMode) -> IntervalGuard<'_> {
         assert!(start <= end, "empty range");
         let req = Request { start, end, mode };
@@ -113,7 +128,10 @@ impl IntervalLock {
         if !state.grantable(ticket, &req) {
             state.waiting.insert(ticket, req);
             while !state.grantable(ticket, &req) {
-                state = self.wake.wait(state).expect("interval lock poisoned");
+                state = self
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(|poison| poison.into_inner());
             }
             state.waiting.remove(&ticket);
         }
@@ -124,9 +142,15 @@ impl IntervalLock {
         }
     }
 
-    /// Requests queued now (for the self-check).
+    /// Requests queued now.
     pub fn waiting(&self) -> usize {
         self.state().waiting.len()
+    }
+
+    /// Whether nothing is granted or queued.
+    pub fn is_idle(&self) -> bool {
+        let state = self.state();
+        state.granted.is_empty() && state.waiting.is_empty() && state.longest == 0
     }
 }
 
@@ -146,73 +170,20 @@ impl Drop for IntervalGuard<'_> {
     }
 }
 
-/// A quick check that the peer is a correct range lock (run by the bench before it
-/// measures anything): overlapping Exclusive requests exclude each other, disjoint ones
-/// and overlapping Shared ones do not, and a Shared request queues behind an earlier
-/// waiting Exclusive one (FIFO).
-pub fn self_check() {
-    use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+impl FileLock for IntervalLock {
+    const NAME: &'static str = "interval";
+    type Guard<'a> = Option<IntervalGuard<'a>>;
 
-    let lock = IntervalLock::new();
-
-    // Disjoint Exclusive and overlapping Shared ranges are held together (one thread:
-    // this would hang if they were refused).
-    {
-        let _a = lock.lock(0, 9, LockMode::Exclusive);
-        let _b = lock.lock(10, 19, LockMode::Exclusive);
-        let _c = lock.lock(20, 29, LockMode::Shared);
-        let _d = lock.lock(25, 35, LockMode::Shared);
-        let _e = lock.lock(u64::MAX, u64::MAX, LockMode::Exclusive);
+    fn acquire(&self, pages: RangeInclusive<u64>, access: Access) -> Self::Guard<'_> {
+        let (start, end) = pages.into_inner();
+        match access {
+            Access::Read => Some(self.lock(start, end, LockMode::Shared)),
+            Access::Write | Access::Block | Access::Edit => {
+                Some(self.lock(start, end, LockMode::Exclusive))
+            }
+            // Asked for only under `Read` or `Write` over the same pages, which already
+            // exclude `Block`.
+            Access::Create => None,
+        }
     }
-
-    // Mutual exclusion: two threads hammer overlapping Exclusive ranges; at most one may
-    // be inside at a time.
-    let inside = AtomicU32::new(0);
-    std::thread::scope(|s| {
-        for t in 0..2u64 {
-            let (lock, inside) = (&lock, &inside);
-            s.spawn(move || {
-                for i in 0..2000u64 {
-                    let start = (i + t) % 8;
-                    let _g = lock.lock(start, start + 8, LockMode::Exclusive);
-                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "overlap granted");
-                    std::hint::spin_loop();
-                    inside.fetch_sub(1, Ordering::SeqCst);
-                }
-            });
-        }
-    });
-
-    // FIFO: Shared held; an Exclusive waiter queues; a later Shared request that only
-    // overlaps the Shared holder must queue behind the Exclusive waiter.
-    let order = AtomicUsize::new(0);
-    let (mut exclusive_at, mut shared_at) = (usize::MAX, usize::MAX);
-    std::thread::scope(|s| {
-        let held = lock.lock(0, 9, LockMode::Shared);
-        let x = s.spawn(|| {
-            let _g = lock.lock(0, 9, LockMode::Exclusive);
-            order.fetch_add(1, Ordering::SeqCst)
-        });
-        while lock.waiting() < 1 {
-            std::thread::yield_now();
-        }
-        let r = s.spawn(|| {
-            let _g = lock.lock(5, 6, LockMode::Shared);
-            order.fetch_add(1, Ordering::SeqCst)
-        });
-        while lock.waiting() < 2 {
-            std::thread::yield_now();
-        }
-        drop(held);
-        exclusive_at = x.join().expect("exclusive waiter");
-        shared_at = r.join().expect("shared waiter");
-    });
-    assert_eq!(
-        (exclusive_at, shared_at),
-        (0, 1),
-        "FIFO among conflicting requests"
-    );
-
-    let state = lock.state();
-    assert!(state.granted.is_empty() && state.waiting.is_empty() && state.longest == 0);
 }

@@ -1,0 +1,398 @@
+//! Unit tests of the baselines: each lock's own contract, each strategy's page-cache
+//! contract, and a short oracle-checked workload per strategy (with the naive control
+//! caught serving stale data).
+
+use core::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::workload::{self, Latency, LatencyMode, Role, RoleSpec, Strategy, Workload, SCENARIOS};
+use super::*;
+use crate::lock::LockMode;
+use crate::mapping::{DirectIoKind, Mapping, MappingError};
+
+/// The interval lock is a correct range lock: overlapping Exclusive requests exclude
+/// each other, disjoint ones and overlapping Shared ones do not, and a Shared request
+/// queues behind an earlier waiting Exclusive one (FIFO).
+#[test]
+#[cfg_attr(miri, ignore = "2 x 2000 lock cycles with spinning waiters")]
+fn interval_lock_excludes_shares_and_queues_fifo() {
+    let lock = IntervalLock::new();
+
+    // Disjoint Exclusive and overlapping Shared ranges are held together (one thread:
+    // this would hang if they were refused).
+    {
+        let _a = lock.lock(0, 9, LockMode::Exclusive);
+        let _b = lock.lock(10, 19, LockMode::Exclusive);
+        let _c = lock.lock(20, 29, LockMode::Shared);
+        let _d = lock.lock(25, 35, LockMode::Shared);
+        let _e = lock.lock(u64::MAX, u64::MAX, LockMode::Exclusive);
+    }
+
+    // Mutual exclusion: two threads hammer overlapping Exclusive ranges; at most one may
+    // be inside at a time.
+    let inside = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (lock, inside) = (&lock, &inside);
+            s.spawn(move || {
+                for i in 0..2000u64 {
+                    let start = (i + t) % 8;
+                    let _g = lock.lock(start, start + 8, LockMode::Exclusive);
+                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "overlap granted");
+                    std::hint::spin_loop();
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+
+    // FIFO: Shared held; an Exclusive waiter queues; a later Shared request that only
+    // overlaps the Shared holder must queue behind the Exclusive waiter.
+    let order = AtomicUsize::new(0);
+    let (mut exclusive_at, mut shared_at) = (usize::MAX, usize::MAX);
+    std::thread::scope(|s| {
+        let held = lock.lock(0, 9, LockMode::Shared);
+        let x = s.spawn(|| {
+            let _g = lock.lock(0, 9, LockMode::Exclusive);
+            order.fetch_add(1, Ordering::SeqCst)
+        });
+        while lock.waiting() < 1 {
+            std::thread::yield_now();
+        }
+        let r = s.spawn(|| {
+            let _g = lock.lock(5, 6, LockMode::Shared);
+            order.fetch_add(1, Ordering::SeqCst)
+        });
+        while lock.waiting() < 2 {
+            std::thread::yield_now();
+        }
+        drop(held);
+        exclusive_at = x.join().expect("exclusive waiter");
+        shared_at = r.join().expect("shared waiter");
+    });
+    assert_eq!(
+        (exclusive_at, shared_at),
+        (0, 1),
+        "FIFO among conflicting requests"
+    );
+
+    assert!(lock.is_idle());
+}
+
+#[test]
+fn two_state_lock_shares_a_state_and_excludes_the_other() {
+    let lock = TwoStateLock::new();
+    let a = lock.lock(TwoState::Add);
+    let b = lock.try_lock(TwoState::Add).expect("add joins add");
+    assert!(
+        lock.try_lock(TwoState::Block).is_none(),
+        "block waits for add"
+    );
+    assert_eq!(lock.holders(), 2);
+    drop((a, b));
+    let x = lock.lock(TwoState::Block);
+    let y = lock.try_lock(TwoState::Block).expect("block joins block");
+    assert!(
+        lock.try_lock(TwoState::Add).is_none(),
+        "add waits for block"
+    );
+    assert_eq!(lock.holders(), -2);
+    drop((x, y));
+    assert_eq!(lock.holders(), 0);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "threads that sleep on a condvar")]
+fn two_state_waiter_wakes_when_the_other_state_empties() {
+    let lock = TwoStateLock::new();
+    let inside = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        let held = lock.lock(TwoState::Add);
+        let waiter = s.spawn(|| {
+            let _g = lock.lock(TwoState::Block);
+            inside.fetch_add(1, Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(inside.load(Ordering::SeqCst), 0, "block granted under add");
+        drop(held);
+        waiter.join().expect("waiter");
+    });
+    assert_eq!(inside.load(Ordering::SeqCst), 1);
+    assert_eq!(lock.holders(), 0);
+}
+
+/// A device of `u64` pages that logs its writes.
+#[derive(Default)]
+struct LogDevice(Mutex<Vec<(u64, u64)>>);
+
+impl Device<u64> for LogDevice {
+    fn read_page(&self, index: u64) -> u64 {
+        1000 + index
+    }
+    fn write_page(&self, index: u64, data: &u64) {
+        self.0.lock().unwrap().push((index, *data));
+    }
+}
+
+impl LogDevice {
+    fn take(&self) -> Vec<(u64, u64)> {
+        core::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+/// The page-cache contract every strategy keeps, single-threaded.
+fn contract(cache: &dyn PageCache<u64>) {
+    let dev = LogDevice::default();
+    let name = cache.strategy();
+    assert_eq!(cache.set_size(8 * 4096), 8 * 4096);
+    // Faults fill from the device; past the end of file they are refused.
+    assert_eq!(*cache.fault(2, &dev).unwrap().lock(), 1002, "{name}");
+    assert!(
+        matches!(
+            cache.fault(8, &dev),
+            Err(MappingError::BeyondEof { index: 8, .. })
+        ),
+        "{name}"
+    );
+    // Buffered writes dirty pages; write-back writes them once.
+    for i in 0..4 {
+        cache.write(i, &dev, &mut |d| *d = 7 + i).unwrap();
+    }
+    assert_eq!(cache.writeback(0..=1, &dev).unwrap(), 2, "{name}");
+    assert_eq!(dev.take(), vec![(0, 7), (1, 8)], "{name}");
+    assert_eq!(cache.writeback(0..=1, &dev).unwrap(), 0, "{name}");
+    // Clean pages can be reclaimed, dirty ones cannot.
+    assert!(cache.reclaim(0), "{name}");
+    assert!(!cache.reclaim(2), "{name}: page 2 is dirty");
+    assert!(!cache.reclaim(5), "{name}: page 5 is not cached");
+    // A direct IO hands dirty pages over before its IO, and evicts the pages it covers.
+    let mut io = 0;
+    cache
+        .direct_io(
+            2 * 4096..3 * 4096 + 1,
+            DirectIoKind::Write,
+            &dev,
+            &mut || io += 1,
+        )
+        .unwrap();
+    assert_eq!((io, dev.take()), (1, vec![(2, 9), (3, 10)]), "{name}");
+    let mut seen = 0;
+    cache.read(3, &dev, &mut |d| seen = *d).unwrap();
+    assert_eq!(seen, 1003, "{name}: page 3 read again from the device");
+    // Readahead adds only missing pages within the file.
+    assert_eq!(cache.readahead(4..=100, &dev).unwrap(), 4, "{name}");
+    // A hole punch writes the partly covered dirty page and drops the rest.
+    cache.write(4, &dev, &mut |d| *d = 44).unwrap();
+    cache.write(5, &dev, &mut |d| *d = 55).unwrap();
+    let mut edits = 0;
+    cache
+        .punch_hole(4 * 4096 + 100..6 * 4096, &dev, &mut || edits += 1)
+        .unwrap();
+    assert_eq!((edits, dev.take()), (1, vec![(4, 44)]), "{name}");
+    // Truncate keeps the straddling dirty page's data, drops the rest, and refuses
+    // faults past the new end.
+    cache.write(6, &dev, &mut |d| *d = 66).unwrap();
+    cache.write(7, &dev, &mut |d| *d = 77).unwrap();
+    cache
+        .truncate(6 * 4096 + 10, &dev, &mut || edits += 1)
+        .unwrap();
+    assert_eq!(
+        (edits, dev.take(), cache.size()),
+        (2, vec![(6, 66)], 6 * 4096 + 10),
+        "{name}"
+    );
+    assert!(
+        matches!(cache.fault(7, &dev), Err(MappingError::BeyondEof { .. })),
+        "{name}"
+    );
+    // Bad input is refused, not a panic.
+    assert!(
+        matches!(
+            cache.direct_io(10..10, DirectIoKind::Read, &dev, &mut || {}),
+            Err(MappingError::InvalidRange { .. })
+        ),
+        "{name}"
+    );
+    #[allow(clippy::reversed_empty_ranges)]
+    let inverted = 5..=4;
+    assert!(
+        matches!(
+            cache.readahead(inverted, &dev),
+            Err(MappingError::InvalidRange { .. })
+        ),
+        "{name}"
+    );
+    cache.check_quiescent().unwrap();
+}
+
+#[test]
+fn every_strategy_keeps_the_page_cache_contract() {
+    contract(&Mapping::<u64>::new());
+    contract(&RwLockMapping::<u64>::new());
+    contract(&TwoStateMapping::<u64>::new());
+    contract(&IntervalMapping::<u64>::new());
+    contract(&UnlockedMapping::<u64>::new());
+}
+
+#[test]
+fn strategies_are_named_and_found_by_name() {
+    for s in Strategy::COMPARED.into_iter().chain([Strategy::Naive]) {
+        assert_eq!(Strategy::from_name(s.name()), Some(s));
+        assert_eq!(s.build().strategy(), s.name());
+    }
+    assert_eq!(Strategy::from_name("bogus"), None);
+    assert_eq!(
+        workload::Scenario::find("b").map(|s| s.name),
+        Some("b-fairness")
+    );
+    assert!(workload::Scenario::find("z").is_none());
+    let letters: Vec<char> = SCENARIOS
+        .iter()
+        .map(|s| s.name.chars().next().unwrap())
+        .collect();
+    assert_eq!(letters, vec!['a', 'b', 'c', 'd', 'e', 'f']);
+}
+
+#[test]
+fn workloads_are_validated() {
+    let mut w = SCENARIOS[0].workload(4, Duration::from_millis(1)).unwrap();
+    assert!(w.validate(4096).is_ok());
+    w.roles[0].pages = 0..5000;
+    assert!(w.validate(4096).unwrap_err().contains("not in the file"));
+    let mut w = SCENARIOS[3].workload(2, Duration::from_millis(1)).unwrap();
+    w.roles[0].io_bytes = 100;
+    assert!(w.validate(4096).unwrap_err().contains("multiple of 512"));
+    let cache = Strategy::RwLock.build();
+    assert!(workload::run(cache.as_ref(), &w).is_err());
+}
+
+/// Runs `scenario` with `threads` for `millis` against `strategy`, sleeping devices made
+/// short so that debug builds get through plenty of operations.
+fn short_run(strategy: Strategy, scenario: &str, threads: usize, millis: u64) -> workload::Report {
+    let mut w = workload::Scenario::find(scenario)
+        .and_then(|s| s.workload(threads, Duration::from_millis(millis)))
+        .expect("a workload scenario");
+    if w.latency.mode == LatencyMode::Sleep {
+        w.latency = Latency {
+            mode: LatencyMode::Sleep,
+            base: Duration::from_micros(20),
+            per_mib: Duration::ZERO,
+        };
+    }
+    workload::run(strategy.build().as_ref(), &w).expect("a valid workload")
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "timed multi-threaded workloads")]
+fn every_compared_strategy_is_consistent_on_every_scenario() {
+    for scenario in ["a", "b", "c", "d", "f"] {
+        for strategy in Strategy::COMPARED {
+            let report = short_run(strategy, scenario, 6, 150);
+            let what = format!("{} on {scenario}: {report:?}", strategy.name());
+            assert_eq!((report.stale_reads, report.lost_writes), (0, 0), "{what}");
+            assert!(report.errors.is_empty(), "{what}");
+            assert!(report.total().latency.count() > 0, "{what}");
+        }
+    }
+}
+
+/// The oracle's negative control: with no lock between direct IO and page creation,
+/// faults racing direct writes on the same pages cache stale data, and the oracle must
+/// see it (within a bounded number of attempts).
+#[test]
+#[cfg_attr(miri, ignore = "timed multi-threaded workloads")]
+fn the_naive_control_is_caught_serving_stale_data() {
+    let caught = AtomicUsize::new(0);
+    for _ in 0..20 {
+        let report = short_run(Strategy::Naive, "b", 8, 200);
+        if report.stale_reads > 0 {
+            caught.fetch_add(1, Ordering::Relaxed);
+            break;
+        }
+    }
+    assert_eq!(
+        caught.load(Ordering::Relaxed),
+        1,
+        "20 runs of the naive control and no stale read"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "1 TiB locks are fine, but the sweep builds 4 trees x 200 calls"
+)]
+fn the_empty_file_sweep_covers_a_terabyte() {
+    for strategy in Strategy::COMPARED {
+        let rows = workload::empty_file_sweep(strategy, &[4096, 1 << 40], 3, &|| 0).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.ops_per_sec > 0.0), "{rows:?}");
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "threads")]
+fn a_workload_stops_at_its_operation_budget() {
+    let mut w = SCENARIOS[0].workload(4, Duration::from_secs(60)).unwrap();
+    w.max_ops = Some(50);
+    let report = workload::run(Strategy::RangeLock.build().as_ref(), &w).unwrap();
+    let calls = report.total().latency.count();
+    assert!(
+        (1..=50).contains(&calls),
+        "{calls} calls for a budget of 50"
+    );
+    assert!(
+        report.elapsed < Duration::from_secs(30),
+        "{:?}",
+        report.elapsed
+    );
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "timed")]
+fn roles_with_every_operation_run() {
+    let w = Workload {
+        file_pages: 64,
+        latency: Latency::NONE,
+        duration: Duration::from_millis(100),
+        max_ops: None,
+        roles: vec![
+            RoleSpec {
+                role: Role::Mixed,
+                threads: 2,
+                pages: 0..32,
+                hit_ratio: 0.5,
+                io_bytes: 4096,
+            },
+            RoleSpec {
+                role: Role::Truncate,
+                threads: 1,
+                pages: 32..64,
+                hit_ratio: 0.0,
+                io_bytes: 0,
+            },
+            RoleSpec {
+                role: Role::Punch,
+                threads: 1,
+                pages: 0..64,
+                hit_ratio: 0.0,
+                io_bytes: 1024,
+            },
+        ],
+        seed: 7,
+    };
+    let report = workload::run(Strategy::RangeLock.build().as_ref(), &w).unwrap();
+    for op in workload::OPS {
+        let stats = report
+            .op(op)
+            .unwrap_or_else(|| panic!("{op} never ran: {report:?}"));
+        assert!(stats.latency.count() > 0, "{op}: {report:?}");
+    }
+    assert_eq!(
+        (report.stale_reads, report.lost_writes),
+        (0, 0),
+        "{report:?}"
+    );
+    assert!(report.errors.is_empty(), "{report:?}");
+}

@@ -1,0 +1,294 @@
+//! The standard scenarios of the comparison, and the strategies they compare.
+//!
+//! | scenario | threads (of `n`) | what it shows |
+//! |---|---|---|
+//! | `a-split` | `n/2` direct writers (64 KiB) on the second half of a 4 MiB file; the rest fault and read the first half (90% hits) | a whole-file lock makes IO on one half wait for IO on the other |
+//! | `b-fairness` | `n/2` direct writers (4 KiB) and `n/2` faulters (half of the faults miss) on the same 16 pages | whether a direct write waits a bounded time or starves |
+//! | `c-truncate` | one truncater (in the second half, then grow back), one hole puncher (64 KiB), the rest buffered readers (90% hits) over the whole file | size changes under a read load |
+//! | `d-subpage` | `n` direct writers of 512 bytes on the same 4 pages (each thread its own sectors) | sub-page direct IO sharing pages |
+//! | `e-empty-file` | one thread: a direct write over all of an empty file of 4 KiB, 1 MiB, 1 GiB, 1 TiB | the cost of one lock against the size it covers ([`empty_file_sweep`]) |
+//! | `f-uncontended` | one thread doing every operation in turn, no device latency | the lock's own overhead |
+//!
+//! Scenarios a–d use a sleeping device of 50 µs per transfer plus 200 µs per MiB, so
+//! thread counts above the number of cores are meaningful.
+
+use core::time::Duration;
+use std::time::Instant;
+
+use super::{Latency, LatencyMode, PageData, Role, RoleSpec, SimDevice, Workload};
+use crate::baseline::{
+    IntervalMapping, PageCache, RwLockMapping, TwoStateMapping, UnlockedMapping,
+};
+use crate::mapping::{DirectIoKind, Mapping};
+
+/// A page-cache strategy of the comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// [`Mapping`]: lock entries.
+    RangeLock,
+    /// [`RwLockMapping`].
+    RwLock,
+    /// [`TwoStateMapping`].
+    TwoState,
+    /// [`IntervalMapping`].
+    Interval,
+    /// [`UnlockedMapping`]: the negative control.
+    Naive,
+}
+
+impl Strategy {
+    /// The four strategies compared (the naive control is run on request).
+    pub const COMPARED: [Strategy; 4] = [
+        Strategy::RangeLock,
+        Strategy::RwLock,
+        Strategy::TwoState,
+        Strategy::Interval,
+    ];
+
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::RangeLock => "rangelock",
+            Strategy::RwLock => "rwlock",
+            Strategy::TwoState => "two-state",
+            Strategy::Interval => "interval",
+            Strategy::Naive => "naive",
+        }
+    }
+
+    /// The strategy called `name`.
+    pub fn from_name(name: &str) -> Option<Strategy> {
+        [Strategy::Naive]
+            .into_iter()
+            .chain(Strategy::COMPARED)
+            .find(|s| s.name() == name)
+    }
+
+    /// An empty file's page cache under this strategy.
+    pub fn build(self) -> Box<dyn PageCache<PageData>> {
+        match self {
+            Strategy::RangeLock => Box::new(Mapping::<PageData>::new()),
+            Strategy::RwLock => Box::new(RwLockMapping::<PageData>::new()),
+            Strategy::TwoState => Box::new(TwoStateMapping::<PageData>::new()),
+            Strategy::Interval => Box::new(IntervalMapping::<PageData>::new()),
+            Strategy::Naive => Box::new(UnlockedMapping::<PageData>::new()),
+        }
+    }
+}
+
+/// A standard scenario (see the [module docs](self)).
+#[derive(Debug)]
+pub struct Scenario {
+    /// Its name, its letter first.
+    pub name: &'static str,
+    /// One line on what it measures.
+    pub title: &'static str,
+    /// Threads by default.
+    pub default_threads: usize,
+    /// The workload at a thread count (`None` for the sweep, scenario e).
+    build: Option<fn(usize) -> Workload>,
+}
+
+impl Scenario {
+    /// The workload with `threads` threads running for `duration`; `None` for scenario e,
+    /// which is [`empty_file_sweep`].
+    pub fn workload(&self, threads: usize, duration: Duration) -> Option<Workload> {
+        let mut workload = (self.build?)(threads.max(1));
+        workload.duration = duration;
+        Some(workload)
+    }
+
+    /// The scenario whose name is `name` or starts with `name` (a letter will do).
+    pub fn find(name: &str) -> Option<&'static Scenario> {
+        SCENARIOS
+            .iter()
+            .find(|s| s.name == name || (!name.is_empty() && s.name.starts_with(name)))
+    }
+}
+
+/// The device latency of scenarios a–d.
+const SLEEPING: Latency = Latency {
+    mode: LatencyMode::Sleep,
+    base: Duration::from_micros(50),
+    per_mib: Duration::from_micros(200),
+};
+
+fn role(
+    role: Role,
+    threads: usize,
+    pages: core::ops::Range<u64>,
+    hit_ratio: f64,
+    io_bytes: u64,
+) -> RoleSpec {
+    RoleSpec {
+        role,
+        threads,
+        pages,
+        hit_ratio,
+        io_bytes,
+    }
+}
+
+fn workload(file_pages: u64, latency: Latency, roles: Vec<RoleSpec>) -> Workload {
+    Workload {
+        file_pages,
+        latency,
+        duration: Duration::from_secs(1),
+        max_ops: None,
+        roles: roles.into_iter().filter(|r| r.threads > 0).collect(),
+        seed: 0x5eed,
+    }
+}
+
+fn split(n: usize) -> Workload {
+    let writers = n / 2;
+    let faulters = (n - writers) / 2;
+    let readers = n - writers - faulters;
+    workload(
+        1024,
+        SLEEPING,
+        vec![
+            role(Role::BufferedRead, readers, 0..512, 0.9, 0),
+            role(Role::Fault, faulters, 0..512, 0.9, 0),
+            role(Role::DirectWrite, writers, 512..1024, 0.0, 64 << 10),
+        ],
+    )
+}
+
+fn fairness(n: usize) -> Workload {
+    let writers = n / 2;
+    workload(
+        64,
+        SLEEPING,
+        vec![
+            role(Role::Fault, n - writers, 0..16, 0.5, 0),
+            role(Role::DirectWrite, writers, 0..16, 0.0, 4096),
+        ],
+    )
+}
+
+fn truncate(n: usize) -> Workload {
+    let truncaters = usize::from(n >= 2);
+    let punchers = usize::from(n >= 3);
+    workload(
+        1024,
+        SLEEPING,
+        vec![
+            role(
+                Role::BufferedRead,
+                n - truncaters - punchers,
+                0..1024,
+                0.9,
+                0,
+            ),
+            role(Role::Truncate, truncaters, 512..1024, 0.0, 0),
+            role(Role::Punch, punchers, 0..1024, 0.0, 64 << 10),
+        ],
+    )
+}
+
+fn subpage(n: usize) -> Workload {
+    workload(
+        16,
+        SLEEPING,
+        vec![role(Role::DirectWrite, n, 0..4, 0.0, 512)],
+    )
+}
+
+fn uncontended(n: usize) -> Workload {
+    workload(
+        256,
+        Latency::NONE,
+        vec![role(Role::Mixed, n, 0..256, 0.9, 4096)],
+    )
+}
+
+/// The standard scenarios, in order.
+pub static SCENARIOS: [Scenario; 6] = [
+    Scenario {
+        name: "a-split",
+        title: "cached reads + faults on one half, direct writes on the other",
+        default_threads: 16,
+        build: Some(split),
+    },
+    Scenario {
+        name: "b-fairness",
+        title: "faults and direct writes on the same pages",
+        default_threads: 16,
+        build: Some(fairness),
+    },
+    Scenario {
+        name: "c-truncate",
+        title: "truncate and hole punch under a read load",
+        default_threads: 16,
+        build: Some(truncate),
+    },
+    Scenario {
+        name: "d-subpage",
+        title: "512-byte direct writes to the same 4 pages",
+        default_threads: 16,
+        build: Some(subpage),
+    },
+    Scenario {
+        name: "e-empty-file",
+        title: "one direct write over all of an empty file, 4 KiB .. 1 TiB",
+        default_threads: 1,
+        build: None,
+    },
+    Scenario {
+        name: "f-uncontended",
+        title: "every operation in turn, one thread, no device latency",
+        default_threads: 1,
+        build: Some(uncontended),
+    },
+];
+
+/// One size of [`empty_file_sweep`].
+#[derive(Clone, Copy, Debug)]
+pub struct SweepRow {
+    /// The file size, all of it covered by the direct write.
+    pub file_bytes: u64,
+    /// Calls per second.
+    pub ops_per_sec: f64,
+    /// The slowest call.
+    pub worst: Duration,
+    /// Bytes allocated per call, by `allocated` (0 without a counter).
+    pub bytes_per_lock: u64,
+}
+
+/// Scenario e: for each size, `calls` direct writes over the whole of an empty file of
+/// that size (no device time), timed, with `allocated()` (bytes allocated by this thread
+/// so far, say from a counting global allocator) read around them.
+pub fn empty_file_sweep(
+    strategy: Strategy,
+    sizes: &[u64],
+    calls: u32,
+    allocated: &dyn Fn() -> u64,
+) -> Result<Vec<SweepRow>, String> {
+    let mut rows = Vec::new();
+    for &size in sizes {
+        let cache = strategy.build();
+        cache.set_size(size);
+        let device = SimDevice::new(0, cache.page_size(), Latency::NONE);
+        let mut worst = Duration::ZERO;
+        let before = allocated();
+        let start = Instant::now();
+        for _ in 0..calls.max(1) {
+            let call = Instant::now();
+            cache
+                .direct_io(0..size, DirectIoKind::Write, &device, &mut || {})
+                .map_err(|e| format!("{} over {size} bytes: {e}", strategy.name()))?;
+            worst = worst.max(call.elapsed());
+        }
+        let elapsed = start.elapsed();
+        let bytes = allocated() - before;
+        cache.check_quiescent()?;
+        rows.push(SweepRow {
+            file_bytes: size,
+            ops_per_sec: f64::from(calls.max(1)) / elapsed.as_secs_f64(),
+            worst,
+            bytes_per_lock: bytes / u64::from(calls.max(1)),
+        });
+    }
+    Ok(rows)
+}
