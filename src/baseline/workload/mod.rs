@@ -562,6 +562,7 @@ pub fn run(cache: &dyn PageCache<PageData>, workload: &Workload) -> Result<Repor
 /// After the threads stop: quiescence, a full write-back, then every sector on the
 /// device at least its completed version, and every cached page equal to the device.
 fn final_check(run: &Run<'_>, errors: &mut Vec<String>) -> u64 {
+    run.device.quiet();
     if let Err(error) = run.cache.check_quiescent() {
         errors.push(format!("not quiescent: {error}"));
     }

@@ -5,6 +5,7 @@
 //! cargo run --release --example mixed_io -- --json            # the same as a JSON array
 //! cargo run --release --example mixed_io -- --scenario a --threads 1,2,4,8,16 --duration 2
 //! cargo run --release --example mixed_io -- --scenario b --strategy rangelock,naive
+//! cargo run --release --example mixed_io -- --scenario a,b,c,d --threads 1,2,4,8,16 --svg scaling.svg
 //! ```
 //!
 //! Each scenario (see `rangelock::baseline::workload` for what each does and why) runs
@@ -23,6 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rangelock::baseline::workload::{self, empty_file_sweep, Report, Strategy, SCENARIOS};
+
+mod plot;
 
 /// Counts the bytes allocated, for scenario e (which runs alone on the main thread).
 struct Counting;
@@ -62,10 +65,11 @@ struct Options {
     threads: Option<Vec<usize>>,
     duration: Duration,
     strategies: Vec<Strategy>,
+    svg: Option<String>,
 }
 
 const USAGE: &str = "usage: mixed_io [--json] [--scenario a,b,..] [--threads 1,2,..] \
-[--duration SECONDS] [--strategy rangelock,rwlock,two-state,interval,naive]";
+[--duration SECONDS] [--strategy rangelock,rwlock,two-state,interval,naive] [--svg FILE]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
@@ -74,6 +78,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         threads: None,
         duration: Duration::from_millis(1200),
         strategies: Strategy::COMPARED.to_vec(),
+        svg: None,
     };
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
@@ -107,6 +112,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                     Strategy::from_name(s).ok_or_else(|| format!("no strategy {s:?}"))
                 })?;
             }
+            "--svg" => options.svg = Some(value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -393,6 +399,27 @@ fn main() -> ExitCode {
         print_json(&rows);
     } else {
         print_table(&rows);
+    }
+    if let Some(path) = &options.svg {
+        let points: Vec<plot::Point<'_>> = rows
+            .iter()
+            .map(|r| plot::Point {
+                scenario: &r.scenario,
+                strategy: r.strategy,
+                threads: r.threads,
+                ops_per_sec: r.ops_per_sec,
+            })
+            .collect();
+        let title = "mixed_io: calls per second against threads (sleeping device)";
+        match plot::svg(title, &points) {
+            Some(svg) => {
+                if let Err(error) = std::fs::write(path, svg) {
+                    eprintln!("mixed_io: cannot write {path}: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            None => eprintln!("mixed_io: --svg needs a scenario at two or more thread counts"),
+        }
     }
     let broken = rows.iter().any(|r| {
         r.strategy != "naive" && (r.stale_reads > 0 || r.lost_writes > 0 || !r.errors.is_empty())
