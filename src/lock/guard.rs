@@ -261,6 +261,11 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
             return Err(PublishError { item });
         }
         let mut cursor = WriteCursor::new(h.xa);
+        if !h.sealed.is_empty() {
+            // A sealed one-index guard over an evicted item: its entry, pending until
+            // now, is replaced by the item.
+            claim::pending_closed(&cursor);
+        }
         claim::publish(&mut cursor, h.xa.wait_table(), h.first, item);
         Ok(())
     }
