@@ -13,8 +13,9 @@
 //! every read. Columns: completed calls per second (all operations), the ratio to the
 //! whole-file rw lock at the same thread count, the 99th percentile latency of all
 //! calls, the worst time any call waited (its latency less its own device time), the
-//! worst wait of a direct IO, stale reads and lost writes (both must be 0, except for
-//! the `naive` control). Scenario e reports per file size the direct writes per second
+//! worst wait of a direct IO, stale reads and lost writes (completed writes missing
+//! after the final write-back, or right after a checked fsync; both must be 0, except
+//! for the `naive` control). Scenario e reports per file size the direct writes per second
 //! over the whole empty file and the bytes allocated per lock (a counting allocator).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -135,6 +136,7 @@ struct Row {
     direct_wait_us: Option<f64>,
     stale_reads: u64,
     lost_writes: u64,
+    fsync_lost: u64,
     bytes_per_lock: Option<u64>,
     errors: Vec<String>,
     detail: Option<Report>,
@@ -161,6 +163,7 @@ fn workload_row(scenario: &str, report: Report) -> Row {
         direct_wait_us: direct,
         stale_reads: report.stale_reads,
         lost_writes: report.lost_writes,
+        fsync_lost: report.fsync_lost,
         bytes_per_lock: None,
         errors: report.errors.clone(),
         detail: Some(report),
@@ -199,6 +202,7 @@ fn sweep_rows(strategy: Strategy, scenario: &str) -> Result<Vec<Row>, String> {
             direct_wait_us: Some(us(r.worst)),
             stale_reads: 0,
             lost_writes: 0,
+            fsync_lost: 0,
             bytes_per_lock: Some(r.bytes_per_lock),
             errors: Vec::new(),
             detail: None,
@@ -279,7 +283,7 @@ fn print_table(rows: &[Row]) {
             row.worst_wait_us,
             row.direct_wait_us.map_or("-".into(), |w| format!("{w:.1}")),
             row.stale_reads,
-            row.lost_writes,
+            row.lost_writes + row.fsync_lost,
             row.bytes_per_lock.map_or("-".into(), |b| b.to_string()),
         );
         for error in &row.errors {
@@ -334,6 +338,7 @@ fn print_json(rows: &[Row]) {
             ),
             format!("\"stale_reads\":{}", row.stale_reads),
             format!("\"lost_writes\":{}", row.lost_writes),
+            format!("\"fsync_lost\":{}", row.fsync_lost),
             format!(
                 "\"bytes_per_lock\":{}",
                 row.bytes_per_lock.map_or("null".into(), |b| b.to_string())

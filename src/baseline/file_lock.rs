@@ -8,10 +8,9 @@
 //! created under a direct IO or an edit; and an [`Access::Edit`] excludes every other
 //! `Block` or `Edit` over the same pages, so edits and direct writes apply to the device
 //! in the order they are granted.
-//! [`Access::Create`] is only ever asked for by a thread that already holds
-//! [`Access::Read`] or [`Access::Write`] over the same pages (a miss found under it), so a
-//! lock whose reads already exclude blocking (the interval lock) grants creation for
-//! free and never nests an acquisition.
+//! [`Access::Create`] is asked for by a thread that holds [`Access::Read`] or
+//! [`Access::Write`] over the same pages (a miss found under it); no lock here makes
+//! those cost anything, so no acquisition nests.
 
 use core::fmt;
 use core::ops::RangeInclusive;
@@ -24,8 +23,8 @@ pub enum Access {
     Read,
     /// Changing cached pages (a buffered write).
     Write,
-    /// Creating pages (a miss filled from the device, readahead). Asked for only while
-    /// the same thread holds `Read` or `Write` over the same pages.
+    /// Creating pages (a miss filled from the device, readahead), while the same thread
+    /// holds `Read` or `Write` over the same pages.
     Create,
     /// Keeping pages from being created or used (direct IO).
     Block,

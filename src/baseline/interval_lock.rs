@@ -23,9 +23,9 @@
 //! insert and a remove. The map keeps its (emptied) root leaf, so a steady stream of
 //! lock/unlock on an idle lock does not allocate.
 //!
-//! It is the `interval` strategy of the comparison (as a [`FileLock`], every read and
-//! buffered write takes it over its page, as ZFS takes its range lock for every read and
-//! write) and the peer of `benches/range_lock.rs`.
+//! It is the `interval` strategy of the comparison (as a [`FileLock`]: page creation
+//! Exclusive, direct IO Shared, edits Exclusive, over their pages) and the peer of
+//! `benches/range_lock.rs`.
 
 use core::ops::RangeInclusive;
 use std::collections::BTreeMap;
@@ -177,13 +177,12 @@ impl FileLock for IntervalLock {
     fn acquire(&self, pages: RangeInclusive<u64>, access: Access) -> Self::Guard<'_> {
         let (start, end) = pages.into_inner();
         match access {
-            Access::Read => Some(self.lock(start, end, LockMode::Shared)),
-            Access::Write | Access::Block | Access::Edit => {
-                Some(self.lock(start, end, LockMode::Exclusive))
-            }
-            // Asked for only under `Read` or `Write` over the same pages, which already
-            // exclude `Block`.
-            Access::Create => None,
+            // Hits and changes to cached pages: the page lock orders them.
+            Access::Read | Access::Write => None,
+            // Two modes only: creation conflicts with direct IO, so one of them is
+            // Exclusive; direct IO shares with direct IO, as lock entries let it.
+            Access::Create | Access::Edit => Some(self.lock(start, end, LockMode::Exclusive)),
+            Access::Block => Some(self.lock(start, end, LockMode::Shared)),
         }
     }
 }

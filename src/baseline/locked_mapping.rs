@@ -8,9 +8,12 @@
 //! takes where.
 //!
 //! * **Fault:** a lock-free lookup under [`Access::Read`]; on a miss, under
-//!   [`Access::Create`], the end-of-file check, a device read with nothing but the
-//!   lock held, and a compare-exchange into the empty slot (a fault that loses the race
-//!   drops its copy and takes the winner's page).
+//!   [`Access::Create`], the end-of-file check, then a new page inserted locked into the
+//!   empty slot and filled from the device under its page lock (a fault that finds it
+//!   waits on that lock).
+//! * **Write-back:** no file lock; each dirty page is marked writeback, written under
+//!   its page lock, unmarked; then the pages still marked writeback in the range (another
+//!   fsync's writes) are waited for.
 //! * **Direct IO, truncate, hole punch:** [`Access::Block`] (direct IO) or
 //!   [`Access::Edit`] (truncate, hole punch) over the affected pages; each
 //!   cached page is erased from the index, then locked (waiting out a buffered write or
@@ -25,7 +28,9 @@ use std::sync::Arc;
 
 use super::file_lock::{Access, FileLock};
 use super::{Device, PageCache};
-use crate::mapping::{reclaim_page, DirectIoKind, MappingError, Page, PageGeometry, DIRTY};
+use crate::mapping::{
+    reclaim_page, DirectIoKind, MappingError, Page, PageGeometry, DIRTY, WRITEBACK,
+};
 use crate::xarray::{Entry, XArray};
 
 /// The page cache of the comparison, its direct IO and edits kept from racing with page
@@ -310,7 +315,7 @@ impl<P: Default + Send + Sync + 'static, L: FileLock> PageCache<P> for LockedMap
         device: &dyn Device<P>,
     ) -> Result<usize, MappingError> {
         let mut written = 0;
-        for (span, entry) in self.pages.iter_marked(pages, DIRTY) {
+        for (span, entry) in self.pages.iter_marked(pages.clone(), DIRTY) {
             let (Some(page), index) = (entry.item(), *span.start()) else {
                 continue;
             };
@@ -318,12 +323,33 @@ impl<P: Default + Send + Sync + 'static, L: FileLock> PageCache<P> for LockedMap
             if lock.is_evicted() {
                 continue; // the evicting thread wrote it
             }
+            if !lock.is_dirty() {
+                self.pages.clear_mark(index, DIRTY); // written already
+                continue;
+            }
+            // Marked writeback before the dirty mark goes, so a concurrent fsync that no
+            // longer sees the page dirty sees it under write-back (Linux's PG_writeback).
+            lock.set_dirty(false);
+            lock.set_writeback(true);
+            self.pages.set_mark(index, WRITEBACK);
             self.pages.clear_mark(index, DIRTY);
-            if lock.is_dirty() {
-                lock.set_dirty(false);
-                // Written under the page lock: a writer waits, and so does an eviction.
-                device.write_page(index, &lock);
-                written += 1;
+            // Written under the page lock: a writer waits, and so does an eviction. A
+            // device that panics leaves the page dirty, not clean and under write-back.
+            let result = panic::catch_unwind(AssertUnwindSafe(|| device.write_page(index, &lock)));
+            lock.set_writeback(false);
+            self.pages.clear_mark(index, WRITEBACK);
+            if let Err(payload) = result {
+                lock.set_dirty(true);
+                self.pages.set_mark(index, DIRTY);
+                panic::resume_unwind(payload);
+            }
+            written += 1;
+        }
+        // Another fsync's write of a page this pass found clean may still be on its way:
+        // wait for it (its writer holds the page lock until the device has it).
+        for (_, entry) in self.pages.iter_marked(pages, WRITEBACK) {
+            if let Some(page) = entry.item() {
+                drop(page.lock());
             }
         }
         Ok(written)

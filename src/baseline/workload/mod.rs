@@ -13,13 +13,23 @@
 //! | [`Role::DirectWrite`] | a direct write of `io_bytes`; thread `t` of `n` writes only the slots `k` with `k % n == t`, so direct writes never overlap one another |
 //! | [`Role::Truncate`] | truncate to a random sector boundary in the region, then grow back |
 //! | [`Role::Punch`] | punch a hole of `io_bytes` at a random sector boundary in the region |
-//! | [`Role::Writeback`] | write back the region |
-//! | [`Role::Mixed`] | each of the above but truncate and punch, in turn |
+//! | [`Role::Writeback`] | write back the region (an fsync), then check the device |
+//! | [`Role::Mixed`] | fault, buffered read and write, direct read and write, write-back and an 8-page readahead, in turn |
 //!
 //! [`run`] starts every thread at once (a barrier), stops them after the duration, and
 //! returns a [`Report`]: per operation kind the calls, their latency percentiles and the
 //! worst *wait* (latency minus the call's own time in the device), the oracle's stale
-//! reads and lost writes (see [`oracle`]), and the quiescence check.
+//! reads and lost writes (see [`oracle`]), the fsync check, and the quiescence check.
+//!
+//! The fsync check: right after a write-back of a region returns, every sector of the
+//! region must hold on the device at least the version of every write that had returned
+//! before the write-back began. A write-back that overlaps a truncate or hole punch in
+//! time is not checked (the edit may discard data before it writes its own version).
+//!
+//! [`Workload::validate`] refuses workloads whose direct writes could overlap (more
+//! direct-writing threads in a role than IO slots in its region, or two direct-writing
+//! roles over the same pages): concurrent direct writes of one sector have no defined
+//! order, and the oracle would report it.
 
 mod device;
 pub mod oracle;
@@ -64,12 +74,13 @@ pub enum Role {
     Punch,
     /// Write-back of the region.
     Writeback,
-    /// Every role but truncate and punch, in turn.
+    /// Fault, buffered read and write, direct read and write, write-back and readahead,
+    /// in turn.
     Mixed,
 }
 
 /// The kinds of operation reported, in report order.
-pub const OPS: [&str; 8] = [
+pub const OPS: [&str; 9] = [
     "fault",
     "read",
     "write",
@@ -78,6 +89,7 @@ pub const OPS: [&str; 8] = [
     "truncate",
     "punch",
     "writeback",
+    "readahead",
 ];
 
 /// Threads with one role over one region.
@@ -93,6 +105,13 @@ pub struct RoleSpec {
     pub hit_ratio: f64,
     /// For direct IO and hole punches: bytes per call (a multiple of the sector size).
     pub io_bytes: u64,
+}
+
+impl RoleSpec {
+    /// Whether its threads do direct writes.
+    fn writes_directly(&self) -> bool {
+        matches!(self.role, Role::DirectWrite | Role::Mixed)
+    }
 }
 
 /// A workload (see the [module docs](self)).
@@ -147,6 +166,27 @@ impl Workload {
                     r.role, r.hit_ratio
                 ));
             }
+            if r.writes_directly() && r.threads as u64 > region / r.io_bytes {
+                return Err(format!(
+                    "{:?}: {} threads but only {} slots of {} bytes in pages {:?}: their direct writes would overlap",
+                    r.role,
+                    r.threads,
+                    region / r.io_bytes,
+                    r.io_bytes,
+                    r.pages
+                ));
+            }
+        }
+        let writers: Vec<&RoleSpec> = self.roles.iter().filter(|r| r.writes_directly()).collect();
+        for (i, a) in writers.iter().enumerate() {
+            for b in &writers[i + 1..] {
+                if a.pages.start < b.pages.end && b.pages.start < a.pages.end {
+                    return Err(format!(
+                        "{:?} over {:?} and {:?} over {:?}: direct writes of two roles would overlap",
+                        a.role, a.pages, b.role, b.pages
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -176,6 +216,11 @@ pub struct Report {
     pub stale_reads: u64,
     /// Sectors whose completed write is not on the device after the final write-back.
     pub lost_writes: u64,
+    /// Write-backs checked against the device (see the [module docs](self)).
+    pub fsync_checks: u64,
+    /// Sectors a checked write-back left older on the device than a write completed
+    /// before it began.
+    pub fsync_lost: u64,
     /// Problems found by the quiescence check or unexpected errors (empty when clean).
     pub errors: Vec<String>,
 }
@@ -233,6 +278,8 @@ impl Rng {
 struct ThreadResult {
     ops: [OpStats; OPS.len()],
     stale: u64,
+    fsync_checks: u64,
+    fsync_lost: u64,
     errors: Vec<String>,
 }
 
@@ -244,6 +291,27 @@ struct Run<'a> {
     file_bytes: u64,
     page_size: u64,
     sector: u64,
+    /// Edits in progress, and edits ever started (the fsync check skips overlaps).
+    edits_active: AtomicU64,
+    edits_started: AtomicU64,
+}
+
+impl Run<'_> {
+    /// Counts an edit from now until the guard drops.
+    fn edit(&self) -> EditInFlight<'_> {
+        self.edits_started.fetch_add(1, Ordering::SeqCst);
+        self.edits_active.fetch_add(1, Ordering::SeqCst);
+        EditInFlight(&self.edits_active)
+    }
+}
+
+/// An edit in progress (see [`Run::edit`]).
+struct EditInFlight<'a>(&'a AtomicU64);
+
+impl Drop for EditInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// One thread's context.
@@ -392,6 +460,7 @@ impl Worker<'_> {
         let (device, oracle) = (self.run.device, self.run.oracle);
         let cleared = size / sector..self.run.file_bytes / sector;
         let mut version = 0;
+        let _edit = self.run.edit();
         self.timed(5, |w| {
             w.run.cache.truncate(size, device, &mut || {
                 version = oracle.next_version();
@@ -413,6 +482,7 @@ impl Worker<'_> {
         let hole = first..first + io;
         let (device, oracle) = (self.run.device, self.run.oracle);
         let mut version = 0;
+        let _edit = self.run.edit();
         self.timed(6, |w| {
             w.run
                 .cache
@@ -428,7 +498,29 @@ impl Worker<'_> {
 
     fn writeback(&mut self) {
         let pages = self.spec.pages.start..=self.spec.pages.end - 1;
-        self.timed(7, |w| w.run.cache.writeback(pages, w.run.device).map(drop));
+        let per_page = SECTORS_PER_PAGE as u64;
+        let sectors = self.spec.pages.start * per_page..self.spec.pages.end * per_page;
+        let edits = &self.run.edits_active;
+        let quiet = edits.load(Ordering::SeqCst) == 0;
+        let started = self.run.edits_started.load(Ordering::SeqCst);
+        let floors = self.floors(sectors.clone());
+        let done = self.timed(7, |w| w.run.cache.writeback(pages, w.run.device).map(drop));
+        if done && quiet && self.run.edits_started.load(Ordering::SeqCst) == started {
+            self.result.fsync_checks += 1;
+            let device = self.run.device;
+            self.result.fsync_lost += sectors
+                .zip(floors)
+                .filter(|&(s, floor)| device.sector(s) < floor)
+                .count() as u64;
+        }
+    }
+
+    fn readahead(&mut self) {
+        let first = self.page();
+        let last = (first + 7).min(self.spec.pages.end - 1);
+        self.timed(8, |w| {
+            w.run.cache.readahead(first..=last, w.run.device).map(drop)
+        });
     }
 
     fn step(&mut self, role: Role, turn: u64) {
@@ -442,15 +534,19 @@ impl Worker<'_> {
             Role::Punch => self.punch(),
             Role::Writeback => self.writeback(),
             Role::Mixed => {
-                const TURNS: [Role; 6] = [
-                    Role::Fault,
-                    Role::BufferedRead,
-                    Role::BufferedWrite,
-                    Role::DirectRead,
-                    Role::DirectWrite,
-                    Role::Writeback,
+                const TURNS: [Option<Role>; 7] = [
+                    Some(Role::Fault),
+                    Some(Role::BufferedRead),
+                    Some(Role::BufferedWrite),
+                    Some(Role::DirectRead),
+                    Some(Role::DirectWrite),
+                    Some(Role::Writeback),
+                    None, // readahead
                 ];
-                self.step(TURNS[(turn % TURNS.len() as u64) as usize], 0);
+                match TURNS[(turn % TURNS.len() as u64) as usize] {
+                    Some(role) => self.step(role, 0),
+                    None => self.readahead(),
+                }
             }
         }
     }
@@ -471,6 +567,8 @@ pub fn run(cache: &dyn PageCache<PageData>, workload: &Workload) -> Result<Repor
         file_bytes,
         page_size,
         sector: device.sector_size(),
+        edits_active: AtomicU64::new(0),
+        edits_started: AtomicU64::new(0),
     };
     let stop = AtomicBool::new(false);
     let started = AtomicU64::new(0);
@@ -535,11 +633,14 @@ pub fn run(cache: &dyn PageCache<PageData>, workload: &Workload) -> Result<Repor
     });
     let mut ops: [OpStats; OPS.len()] = Default::default();
     let (mut stale_reads, mut errors) = (0, Vec::new());
+    let (mut fsync_checks, mut fsync_lost) = (0, 0);
     for result in results {
         for (total, mine) in ops.iter_mut().zip(&result.ops) {
             total.merge(mine);
         }
         stale_reads += result.stale;
+        fsync_checks += result.fsync_checks;
+        fsync_lost += result.fsync_lost;
         errors.extend(result.errors);
     }
     let lost_writes = final_check(&run, &mut errors);
@@ -555,6 +656,8 @@ pub fn run(cache: &dyn PageCache<PageData>, workload: &Workload) -> Result<Repor
             .collect(),
         stale_reads,
         lost_writes,
+        fsync_checks,
+        fsync_lost,
         errors,
     })
 }

@@ -9,6 +9,9 @@
 //! | `e-empty-file` | one thread: a direct write over all of an empty file of 4 KiB, 1 MiB, 1 GiB, 1 TiB | the cost of one lock against the size it covers ([`empty_file_sweep`]) |
 //! | `f-uncontended` | one thread doing every operation in turn, no device latency | the lock's own overhead |
 //!
+//! Past 64 threads (a), 32 (b), 32 (d) or 256 (f) the regions grow so that every direct
+//! writer keeps slots of its own.
+//!
 //! Scenarios a–d use a sleeping device of 50 µs per transfer plus 200 µs per MiB, so
 //! thread counts above the number of cores are meaningful.
 
@@ -144,25 +147,28 @@ fn split(n: usize) -> Workload {
     let writers = n / 2;
     let faulters = (n - writers) / 2;
     let readers = n - writers - faulters;
+    // 16-page (64 KiB) slots: at least one per direct writer.
+    let half = (writers as u64 * 16).max(512);
     workload(
-        1024,
+        2 * half,
         SLEEPING,
         vec![
-            role(Role::BufferedRead, readers, 0..512, 0.9, 0),
-            role(Role::Fault, faulters, 0..512, 0.9, 0),
-            role(Role::DirectWrite, writers, 512..1024, 0.0, 64 << 10),
+            role(Role::BufferedRead, readers, 0..half, 0.9, 0),
+            role(Role::Fault, faulters, 0..half, 0.9, 0),
+            role(Role::DirectWrite, writers, half..2 * half, 0.0, 64 << 10),
         ],
     )
 }
 
 fn fairness(n: usize) -> Workload {
     let writers = n / 2;
+    let pages = (writers as u64).max(16);
     workload(
-        64,
+        pages.max(64),
         SLEEPING,
         vec![
-            role(Role::Fault, n - writers, 0..16, 0.5, 0),
-            role(Role::DirectWrite, writers, 0..16, 0.0, 4096),
+            role(Role::Fault, n - writers, 0..pages, 0.5, 0),
+            role(Role::DirectWrite, writers, 0..pages, 0.0, 4096),
         ],
     )
 }
@@ -188,18 +194,21 @@ fn truncate(n: usize) -> Workload {
 }
 
 fn subpage(n: usize) -> Workload {
+    // Eight 512-byte slots per page: at least one per thread.
+    let pages = (n as u64).div_ceil(8).max(4);
     workload(
-        16,
+        pages.max(16),
         SLEEPING,
-        vec![role(Role::DirectWrite, n, 0..4, 0.0, 512)],
+        vec![role(Role::DirectWrite, n, 0..pages, 0.0, 512)],
     )
 }
 
 fn uncontended(n: usize) -> Workload {
+    let pages = (n as u64).max(256);
     workload(
-        256,
+        pages,
         Latency::NONE,
-        vec![role(Role::Mixed, n, 0..256, 0.9, 4096)],
+        vec![role(Role::Mixed, n, 0..pages, 0.9, 4096)],
     )
 }
 
