@@ -46,6 +46,7 @@ fn scenarios(c: &mut Criterion) {
                         assert!(
                             report.stale_reads == 0
                                 && report.lost_writes == 0
+                                && report.fsync_lost == 0
                                 && report.errors.is_empty(),
                             "{} is inconsistent: {report:?}",
                             strategy.name()
