@@ -14,7 +14,7 @@
 //! | [`Role::Truncate`] | truncate to a random sector boundary in the region, then grow back |
 //! | [`Role::Punch`] | punch a hole of `io_bytes` at a random sector boundary in the region |
 //! | [`Role::Writeback`] | write back the region (an fsync), then check the device |
-//! | [`Role::Mixed`] | fault, buffered read and write, direct read and write, write-back and an 8-page readahead, in turn |
+//! | [`Role::Mixed`] | fault, buffered read and write, direct read and write, an 8-page write-back (checked) and an 8-page readahead, in turn |
 //!
 //! [`run`] starts every thread at once (a barrier), stops them after the duration, and
 //! returns a [`Report`]: per operation kind the calls, their latency percentiles and the
@@ -496,10 +496,12 @@ impl Worker<'_> {
         }
     }
 
-    fn writeback(&mut self) {
-        let pages = self.spec.pages.start..=self.spec.pages.end - 1;
+    /// Writes back `pages` (the role's whole region, or in the mixed role an 8-page
+    /// window: `sync_file_range`) and checks the device.
+    fn writeback(&mut self, pages: core::ops::Range<u64>) {
         let per_page = SECTORS_PER_PAGE as u64;
-        let sectors = self.spec.pages.start * per_page..self.spec.pages.end * per_page;
+        let sectors = pages.start * per_page..pages.end * per_page;
+        let pages = pages.start..=pages.end - 1;
         let edits = &self.run.edits_active;
         let quiet = edits.load(Ordering::SeqCst) == 0;
         let started = self.run.edits_started.load(Ordering::SeqCst);
@@ -515,9 +517,15 @@ impl Worker<'_> {
         }
     }
 
-    fn readahead(&mut self) {
+    /// Up to 8 pages from a random one, within the region.
+    fn window(&mut self) -> core::ops::Range<u64> {
         let first = self.page();
-        let last = (first + 7).min(self.spec.pages.end - 1);
+        first..(first + 8).min(self.spec.pages.end)
+    }
+
+    fn readahead(&mut self) {
+        let window = self.window();
+        let (first, last) = (window.start, window.end - 1);
         self.timed(8, |w| {
             w.run.cache.readahead(first..=last, w.run.device).map(drop)
         });
@@ -532,7 +540,7 @@ impl Worker<'_> {
             Role::DirectWrite => self.direct(DirectIoKind::Write),
             Role::Truncate => self.truncate(),
             Role::Punch => self.punch(),
-            Role::Writeback => self.writeback(),
+            Role::Writeback => self.writeback(self.spec.pages.clone()),
             Role::Mixed => {
                 const TURNS: [Option<Role>; 7] = [
                     Some(Role::Fault),
@@ -540,11 +548,16 @@ impl Worker<'_> {
                     Some(Role::BufferedWrite),
                     Some(Role::DirectRead),
                     Some(Role::DirectWrite),
-                    Some(Role::Writeback),
-                    None, // readahead
+                    None, // an 8-page write-back
+                    None, // an 8-page readahead
                 ];
-                match TURNS[(turn % TURNS.len() as u64) as usize] {
+                let turn = (turn % TURNS.len() as u64) as usize;
+                match TURNS[turn] {
                     Some(role) => self.step(role, 0),
+                    None if turn == 5 => {
+                        let window = self.window();
+                        self.writeback(window);
+                    }
                     None => self.readahead(),
                 }
             }
