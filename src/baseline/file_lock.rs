@@ -34,7 +34,12 @@ pub enum Access {
 }
 
 /// A lock over a whole file, or over ranges of its pages, as a
-/// [`LockedMapping`](super::LockedMapping) uses it (see the [module docs](self)).
+/// [`LockedMapping`](super::LockedMapping) uses it.
+///
+/// The protocol an implementation keeps: a holder of [`Access::Block`] or
+/// [`Access::Edit`] over a page excludes every [`Access::Create`] over it (and every
+/// `Read` or `Write` it does not leave free), so no page appears under a direct IO or an
+/// edit; an [`Access::Edit`] excludes every other `Block` or `Edit` over the same pages.
 pub trait FileLock: Send + Sync + Default {
     /// The strategy's name in reports.
     const NAME: &'static str;

@@ -86,7 +86,8 @@ pub trait Device<P>: Sync {
     fn write_page(&self, index: u64, data: &P);
 }
 
-/// A file's page cache, as a file system drives it. Implemented by [`Mapping`] (lock
+/// A file's page cache, as a file system drives it. Implemented by
+/// [`Mapping`](crate::mapping::Mapping) (lock
 /// entries) and by [`LockedMapping`] under each whole-file lock; see the
 /// [module docs](self). Callbacks run with the strategy's locks held and must not call
 /// back into the same cache.

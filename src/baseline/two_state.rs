@@ -42,7 +42,10 @@ impl TwoState {
     }
 }
 
-/// bcachefs's two-state shared lock (see the [module docs](self)).
+/// bcachefs's two-state shared lock: one signed counter, positive for holders of the
+/// add state, negative for holders of the block state; each state shared among its own
+/// holders and exclusive with the other; no queue and no fairness. As a [`FileLock`]
+/// it also carries the inode rw lock that orders edits with direct IO.
 #[derive(Debug, Default)]
 pub struct TwoStateLock {
     /// Positive: add holders; negative: block holders; zero: free.

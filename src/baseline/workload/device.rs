@@ -88,7 +88,8 @@ fn timed<R>(f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// The simulated device (see the [module docs](self)).
+/// The simulated device: one version per sector (0: never written), every transfer
+/// costing its [`Latency`], each thread's time inside it counted ([`device_time`]).
 #[derive(Debug)]
 pub struct SimDevice {
     sectors: Box<[AtomicU64]>,

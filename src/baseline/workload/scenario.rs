@@ -1,19 +1,5 @@
-//! The standard scenarios of the comparison, and the strategies they compare.
-//!
-//! | scenario | threads (of `n`) | what it shows |
-//! |---|---|---|
-//! | `a-split` | `n/2` direct writers (64 KiB) on the second half of a 4 MiB file; the rest fault and read the first half (90% hits) | a whole-file lock makes IO on one half wait for IO on the other |
-//! | `b-fairness` | `n/2` direct writers (4 KiB) and `n/2` faulters (half of the faults miss) on the same 16 pages | whether a direct write waits a bounded time or starves |
-//! | `c-truncate` | one truncater (in the second half, then grow back), one hole puncher (64 KiB), the rest buffered readers (90% hits) over the whole file | size changes under a read load |
-//! | `d-subpage` | `n` direct writers of 512 bytes on the same 4 pages (each thread its own sectors) | sub-page direct IO sharing pages |
-//! | `e-empty-file` | one thread: a direct write over all of an empty file of 4 KiB, 1 MiB, 1 GiB, 1 TiB | the cost of one lock against the size it covers ([`empty_file_sweep`]) |
-//! | `f-uncontended` | one thread doing every operation in turn, no device latency | the lock's own overhead |
-//!
-//! Past 64 threads (a), 32 (b), 32 (d) or 256 (f) the regions grow so that every direct
-//! writer keeps slots of its own.
-//!
-//! Scenarios a–d use a sleeping device of 50 µs per transfer plus 200 µs per MiB, so
-//! thread counts above the number of cores are meaningful.
+//! The standard scenarios of the comparison ([`SCENARIOS`], [`empty_file_sweep`]) and
+//! the strategies they compare ([`Strategy`]).
 
 use core::time::Duration;
 use std::time::Instant;
@@ -79,7 +65,7 @@ impl Strategy {
     }
 }
 
-/// A standard scenario (see the [module docs](self)).
+/// A standard scenario (see [`SCENARIOS`]).
 #[derive(Debug)]
 pub struct Scenario {
     /// Its name, its letter first.
@@ -213,6 +199,21 @@ fn uncontended(n: usize) -> Workload {
 }
 
 /// The standard scenarios, in order.
+///
+/// | scenario | threads (of `n`) | what it shows |
+/// |---|---|---|
+/// | `a-split` | `n/2` direct writers (64 KiB) on the second half of a 4 MiB file; the rest fault and read the first half (90% hits) | a whole-file lock makes IO on one half wait for IO on the other |
+/// | `b-fairness` | `n/2` direct writers (4 KiB) and `n/2` faulters (half of the faults miss) on the same 16 pages | whether a direct write waits a bounded time or starves |
+/// | `c-truncate` | one truncater (in the second half, then grow back), one hole puncher (64 KiB), the rest buffered readers (90% hits) over the whole file | size changes under a read load |
+/// | `d-subpage` | `n` direct writers of 512 bytes on the same 4 pages (each thread its own sectors) | sub-page direct IO sharing pages |
+/// | `e-empty-file` | one thread: a direct write over all of an empty file of 4 KiB, 1 MiB, 1 GiB, 1 TiB | the cost of one lock against the size it covers ([`empty_file_sweep`]) |
+/// | `f-uncontended` | one thread doing every operation in turn, no device latency | the lock's own overhead |
+///
+/// Past 64 threads (a), 32 (b), 32 (d) or 256 (f) the regions grow so that every direct
+/// writer keeps slots of its own.
+///
+/// Scenarios a–d use a sleeping device of 50 µs per transfer plus 200 µs per MiB, so
+/// thread counts above the number of cores are meaningful.
 pub static SCENARIOS: [Scenario; 6] = [
     Scenario {
         name: "a-split",
