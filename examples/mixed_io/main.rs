@@ -427,7 +427,8 @@ fn main() -> ExitCode {
         }
     }
     let broken = rows.iter().any(|r| {
-        r.strategy != "naive" && (r.stale_reads > 0 || r.lost_writes > 0 || !r.errors.is_empty())
+        r.strategy != "naive"
+            && (r.stale_reads > 0 || r.lost_writes > 0 || r.fsync_lost > 0 || !r.errors.is_empty())
     });
     if broken {
         eprintln!("mixed_io: a strategy other than the naive control served stale data, lost a write or failed a check");

@@ -23,8 +23,9 @@
 //!
 //! The fsync check: right after a write-back of a region returns, every sector of the
 //! region must hold on the device at least the version of every write that had returned
-//! before the write-back began. A write-back that overlaps a truncate or hole punch in
-//! time is not checked (the edit may discard data before it writes its own version).
+//! before the write-back began. Sectors cleared by a truncate or hole punch that
+//! overlapped the write-back in time are left out (the edit may discard a dirty page
+//! before it writes its own version there).
 //!
 //! [`Workload::validate`] refuses workloads whose direct writes could overlap (more
 //! direct-writing threads in a role than IO slots in its region, or two direct-writing
@@ -38,7 +39,7 @@ mod stats;
 
 use core::time::Duration;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Barrier;
+use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
 use crate::baseline::PageCache;
@@ -291,26 +292,94 @@ struct Run<'a> {
     file_bytes: u64,
     page_size: u64,
     sector: u64,
-    /// Edits in progress, and edits ever started (the fsync check skips overlaps).
-    edits_active: AtomicU64,
-    edits_started: AtomicU64,
+    /// The edits in progress and those started lately (the fsync check skips the
+    /// sectors of edits that overlap it in time).
+    edits: Mutex<EditLog>,
+}
+
+/// The sectors edits clear, for the fsync check: a truncate or hole punch may discard
+/// dirty data (a completed buffered write) before it writes its own version there, so
+/// a write-back that overlaps it in time is not checked on those sectors.
+#[derive(Default)]
+struct EditLog {
+    /// Edits started so far (each one's number).
+    started: u64,
+    /// The edits in progress: number and cleared sectors.
+    active: Vec<(u64, core::ops::Range<u64>)>,
+    /// The latest edits, oldest first, at most [`EditLog::RECENT`].
+    recent: std::collections::VecDeque<(u64, core::ops::Range<u64>)>,
+}
+
+impl EditLog {
+    const RECENT: usize = 1024;
+
+    fn lock(log: &Mutex<EditLog>) -> std::sync::MutexGuard<'_, EditLog> {
+        log.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// What a write-back must not check: the edits in progress when it began, and the
+/// number of the first edit that may start after.
+struct EditWindow {
+    active: Vec<core::ops::Range<u64>>,
+    next: u64,
 }
 
 impl Run<'_> {
-    /// Counts an edit from now until the guard drops.
-    fn edit(&self) -> EditInFlight<'_> {
-        self.edits_started.fetch_add(1, Ordering::SeqCst);
-        self.edits_active.fetch_add(1, Ordering::SeqCst);
-        EditInFlight(&self.edits_active)
+    /// Records an edit of `sectors` from now until the guard drops.
+    fn edit(&self, sectors: core::ops::Range<u64>) -> EditInFlight<'_> {
+        let mut log = EditLog::lock(&self.edits);
+        let number = log.started;
+        log.started += 1;
+        log.active.push((number, sectors.clone()));
+        log.recent.push_back((number, sectors));
+        if log.recent.len() > EditLog::RECENT {
+            log.recent.pop_front();
+        }
+        EditInFlight {
+            log: &self.edits,
+            number,
+        }
+    }
+
+    /// The edits a write-back starting now overlaps so far.
+    fn edit_window(&self) -> EditWindow {
+        let log = EditLog::lock(&self.edits);
+        EditWindow {
+            active: log.active.iter().map(|(_, r)| r.clone()).collect(),
+            next: log.started,
+        }
+    }
+
+    /// The sectors that edits overlapping `window` (a write-back that began then and
+    /// ends now) cleared, or `None` if too many edits started meanwhile to know.
+    fn edited_since(&self, window: EditWindow) -> Option<Vec<core::ops::Range<u64>>> {
+        let log = EditLog::lock(&self.edits);
+        let known_from = log.recent.front().map_or(log.started, |(n, _)| *n);
+        if window.next < known_from {
+            return None;
+        }
+        let mut ranges = window.active;
+        ranges.extend(
+            log.recent
+                .iter()
+                .filter(|(n, _)| *n >= window.next)
+                .map(|(_, r)| r.clone()),
+        );
+        Some(ranges)
     }
 }
 
 /// An edit in progress (see [`Run::edit`]).
-struct EditInFlight<'a>(&'a AtomicU64);
+struct EditInFlight<'a> {
+    log: &'a Mutex<EditLog>,
+    number: u64,
+}
 
 impl Drop for EditInFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut log = EditLog::lock(self.log);
+        log.active.retain(|(n, _)| *n != self.number);
     }
 }
 
@@ -460,7 +529,7 @@ impl Worker<'_> {
         let (device, oracle) = (self.run.device, self.run.oracle);
         let cleared = size / sector..self.run.file_bytes / sector;
         let mut version = 0;
-        let _edit = self.run.edit();
+        let _edit = self.run.edit(cleared.clone());
         self.timed(5, |w| {
             w.run.cache.truncate(size, device, &mut || {
                 version = oracle.next_version();
@@ -482,7 +551,7 @@ impl Worker<'_> {
         let hole = first..first + io;
         let (device, oracle) = (self.run.device, self.run.oracle);
         let mut version = 0;
-        let _edit = self.run.edit();
+        let _edit = self.run.edit(hole.clone());
         self.timed(6, |w| {
             w.run
                 .cache
@@ -502,19 +571,19 @@ impl Worker<'_> {
         let per_page = SECTORS_PER_PAGE as u64;
         let sectors = pages.start * per_page..pages.end * per_page;
         let pages = pages.start..=pages.end - 1;
-        let edits = &self.run.edits_active;
-        let quiet = edits.load(Ordering::SeqCst) == 0;
-        let started = self.run.edits_started.load(Ordering::SeqCst);
+        let window = self.run.edit_window();
         let floors = self.floors(sectors.clone());
         let done = self.timed(7, |w| w.run.cache.writeback(pages, w.run.device).map(drop));
-        if done && quiet && self.run.edits_started.load(Ordering::SeqCst) == started {
-            self.result.fsync_checks += 1;
-            let device = self.run.device;
-            self.result.fsync_lost += sectors
-                .zip(floors)
-                .filter(|&(s, floor)| device.sector(s) < floor)
-                .count() as u64;
-        }
+        let Some(edited) = self.run.edited_since(window).filter(|_| done) else {
+            return;
+        };
+        self.result.fsync_checks += 1;
+        let device = self.run.device;
+        self.result.fsync_lost += sectors
+            .zip(floors)
+            .filter(|(s, _)| !edited.iter().any(|r| r.contains(s)))
+            .filter(|&(s, floor)| device.sector(s) < floor)
+            .count() as u64;
     }
 
     /// Up to 8 pages from a random one, within the region.
@@ -580,8 +649,7 @@ pub fn run(cache: &dyn PageCache<PageData>, workload: &Workload) -> Result<Repor
         file_bytes,
         page_size,
         sector: device.sector_size(),
-        edits_active: AtomicU64::new(0),
-        edits_started: AtomicU64::new(0),
+        edits: Mutex::new(EditLog::default()),
     };
     let stop = AtomicBool::new(false);
     let started = AtomicU64::new(0);
