@@ -375,6 +375,7 @@ fn print_json(rows: &[Row]) {
                 "\"duration_s\":{}",
                 json_number(report.elapsed.as_secs_f64())
             ));
+            fields.push(format!("\"fsync_checks\":{}", report.fsync_checks));
             fields.push(format!("\"ops\":[{}]", ops.join(",")));
         }
         out.push(format!("{{{}}}", fields.join(",")));
