@@ -6,7 +6,14 @@
 //! cargo run --release --example mixed_io -- --scenario a --threads 1,2,4,8,16 --duration 2
 //! cargo run --release --example mixed_io -- --scenario b --strategy rangelock,naive
 //! cargo run --release --example mixed_io -- --scenario a,b,c,d --threads 1,2,4,8,16 --svg scaling.svg
+//! cargo run --release --example mixed_io -- --scenario a --io-bytes 4194304 --hit-ratio 0.5
+//! cargo run --release --example mixed_io -- --scenario d --spin --latency-us 5
 //! ```
+//!
+//! `--io-bytes` sets every direct IO and hole punch (the file and its regions grow to fit
+//! them), `--hit-ratio` the share of reads that find their page cached, `--latency-us`
+//! the device's time per transfer (plus 200 µs per MiB), `--spin` makes the device spin
+//! instead of sleep.
 //!
 //! Each scenario (see `rangelock::baseline::workload` for what each does and why) runs
 //! against each strategy for `--duration` seconds, with the consistency oracle checking
@@ -67,10 +74,16 @@ struct Options {
     duration: Duration,
     strategies: Vec<Strategy>,
     svg: Option<String>,
+    /// Overrides of the scenarios' workloads.
+    io_bytes: Option<u64>,
+    hit_ratio: Option<f64>,
+    latency_us: Option<f64>,
+    spin: bool,
 }
 
 const USAGE: &str = "usage: mixed_io [--json] [--scenario a,b,..] [--threads 1,2,..] \
-[--duration SECONDS] [--strategy rangelock,rwlock,two-state,interval,naive] [--svg FILE]";
+[--duration SECONDS] [--strategy rangelock,rwlock,two-state,interval,naive] [--svg FILE] \
+[--io-bytes N] [--hit-ratio F] [--latency-us US] [--spin]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
@@ -80,6 +93,10 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         duration: Duration::from_millis(1200),
         strategies: Strategy::COMPARED.to_vec(),
         svg: None,
+        io_bytes: None,
+        hit_ratio: None,
+        latency_us: None,
+        spin: false,
     };
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
@@ -114,6 +131,36 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 })?;
             }
             "--svg" => options.svg = Some(value()?),
+            "--io-bytes" => {
+                let v = value()?;
+                options.io_bytes = match v.parse::<u64>() {
+                    Ok(n) if n >= 512 && n % 512 == 0 && n <= 1 << 30 => Some(n),
+                    _ => {
+                        return Err(format!(
+                            "--io-bytes: {v:?} is not a multiple of 512 from 512 to 1 GiB"
+                        ))
+                    }
+                };
+            }
+            "--hit-ratio" => {
+                let v = value()?;
+                options.hit_ratio = match v.parse::<f64>() {
+                    Ok(h) if (0.0..=1.0).contains(&h) => Some(h),
+                    _ => return Err(format!("--hit-ratio: {v:?} is not a number from 0 to 1")),
+                };
+            }
+            "--latency-us" => {
+                let v = value()?;
+                options.latency_us = match v.parse::<f64>() {
+                    Ok(us) if (0.0..=1e6).contains(&us) => Some(us),
+                    _ => {
+                        return Err(format!(
+                            "--latency-us: {v:?} is not a number of microseconds up to 1e6"
+                        ))
+                    }
+                };
+            }
+            "--spin" => options.spin = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -235,9 +282,12 @@ fn run(options: &Options) -> Result<Vec<Row>, String> {
                     options,
                     &format!("{} {} x{threads}", scenario.name, strategy.name()),
                 );
-                let work = scenario
-                    .workload(threads, options.duration)
-                    .expect("not the sweep");
+                let work = customise(
+                    options,
+                    scenario
+                        .workload(threads, options.duration)
+                        .expect("not the sweep"),
+                );
                 let report = workload::run(strategy.build().as_ref(), &work)?;
                 rows.push(workload_row(scenario.name, report));
             }
@@ -245,6 +295,23 @@ fn run(options: &Options) -> Result<Vec<Row>, String> {
     }
     progress(options, "");
     Ok(rows)
+}
+
+/// Applies the command line's overrides to a scenario's workload.
+fn customise(options: &Options, mut work: workload::Workload) -> workload::Workload {
+    if let Some(io) = options.io_bytes {
+        work = work.with_io_bytes(io, 4096);
+    }
+    if let Some(hit) = options.hit_ratio {
+        work = work.with_hit_ratio(hit);
+    }
+    if let Some(us) = options.latency_us {
+        work.latency.base = Duration::from_secs_f64(us / 1e6);
+    }
+    if options.spin {
+        work.latency.mode = workload::LatencyMode::Spin;
+    }
+    work
 }
 
 /// The rw lock's ops/s for the same scenario and thread count.

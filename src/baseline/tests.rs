@@ -465,6 +465,45 @@ fn direct_writers_that_could_overlap_are_refused() {
     }
 }
 
+#[test]
+fn io_size_and_hit_ratio_overrides_keep_workloads_valid() {
+    for scenario in SCENARIOS
+        .iter()
+        .filter(|s| s.workload(1, Duration::ZERO).is_some())
+    {
+        for io in [512, 64 << 10, 4 << 20] {
+            let w = scenario.workload(16, Duration::ZERO).unwrap();
+            let before = w.file_pages;
+            let w = w.with_io_bytes(io, 4096).with_hit_ratio(0.25);
+            assert_eq!(
+                w.validate(4096),
+                Ok(()),
+                "{} with {io}-byte IO",
+                scenario.name
+            );
+            assert!(
+                w.file_pages >= before && w.file_pages % before == 0,
+                "{}",
+                scenario.name
+            );
+            for r in &w.roles {
+                if matches!(
+                    r.role,
+                    Role::DirectRead | Role::DirectWrite | Role::Punch | Role::Mixed
+                ) {
+                    assert_eq!(r.io_bytes, io, "{}", scenario.name);
+                }
+                if matches!(r.role, Role::Fault | Role::BufferedRead | Role::Mixed) {
+                    assert_eq!(r.hit_ratio, 0.25, "{}", scenario.name);
+                }
+            }
+        }
+    }
+    let mut huge = SCENARIOS[3].workload(1024, Duration::ZERO).unwrap();
+    huge = huge.with_io_bytes(64 << 20, 4096);
+    assert!(huge.validate(4096).unwrap_err().contains("at most"));
+}
+
 /// A device whose page writes wait at a gate until it opens.
 #[derive(Default)]
 struct GatedDevice {

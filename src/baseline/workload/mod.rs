@@ -134,15 +134,70 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// The largest file the driver simulates (16 GiB of 4 KiB pages: 512 MiB of
+    /// device and oracle state).
+    pub const MAX_FILE_PAGES: u64 = 1 << 22;
+
+    /// Sets every direct IO and hole punch to `io_bytes`, and scales the file and every
+    /// region up (by a whole factor, so the layout stays the same) until each region
+    /// holds an IO and each direct-writing role a slot per thread.
+    pub fn with_io_bytes(mut self, io_bytes: u64, page_size: u64) -> Workload {
+        let mut factor = 1u64;
+        for r in &mut self.roles {
+            if !matches!(
+                r.role,
+                Role::DirectRead | Role::DirectWrite | Role::Punch | Role::Mixed
+            ) {
+                continue;
+            }
+            r.io_bytes = io_bytes;
+            let region = (r.pages.end - r.pages.start)
+                .saturating_mul(page_size)
+                .max(1);
+            let slots = if r.writes_directly() {
+                r.threads as u64
+            } else {
+                1
+            };
+            let need = io_bytes.saturating_mul(slots.max(1));
+            factor = factor.max(need.div_ceil(region));
+        }
+        if factor > 1 {
+            self.file_pages = self.file_pages.saturating_mul(factor);
+            for r in &mut self.roles {
+                r.pages = r.pages.start.saturating_mul(factor)..r.pages.end.saturating_mul(factor);
+            }
+        }
+        self
+    }
+
+    /// Sets the hit ratio of every role that reads with one.
+    pub fn with_hit_ratio(mut self, hit_ratio: f64) -> Workload {
+        for r in &mut self.roles {
+            if matches!(r.role, Role::Fault | Role::BufferedRead | Role::Mixed) {
+                r.hit_ratio = hit_ratio;
+            }
+        }
+        self
+    }
+
     /// The number of threads.
     pub fn threads(&self) -> usize {
         self.roles.iter().map(|r| r.threads).sum()
     }
 
-    /// Refuses a workload the driver cannot run: an empty or outside region, a zero
-    /// or unaligned IO size, a hit ratio outside 0..=1.
+    /// Refuses a workload the driver cannot run: a file over [`Self::MAX_FILE_PAGES`], an
+    /// empty or outside region, a zero or unaligned IO size, a hit ratio outside 0..=1,
+    /// direct writes that could overlap.
     pub fn validate(&self, page_size: u64) -> Result<(), String> {
         let sector = page_size / SECTORS_PER_PAGE as u64;
+        if self.file_pages > Self::MAX_FILE_PAGES {
+            return Err(format!(
+                "a file of {} pages: the simulated device and the oracle keep 16 bytes per sector, so at most {} pages",
+                self.file_pages,
+                Self::MAX_FILE_PAGES
+            ));
+        }
         for r in &self.roles {
             if r.pages.is_empty() || r.pages.end > self.file_pages {
                 return Err(format!(
