@@ -1,6 +1,6 @@
 //! Loom models of the page-cache protocol (`src/mapping/`): a fault, a buffered write, a
-//! direct IO and a truncate, each raced against another by two threads (the main thread
-//! and one spawned), over a real [`Mapping`] and a modelled device.
+//! direct IO, a truncate and a write-back, each raced against another by two threads
+//! (the main thread and one spawned), over a real [`Mapping`] and a modelled device.
 //!
 //! Run them with `ci/loom.sh`, which sets both cfgs:
 //!
@@ -449,6 +449,75 @@ fn truncate_vs_fault_past_eof() {
     );
 }
 
+/// (5) Write-back (fsync) vs a direct write's hand-off of a dirty page. Page 1 is cached
+/// dirty (sector 0 written, not on the device) before the threads start. Thread A starts
+/// a direct write of sector 1: it evicts the page, hands the dirty data to its flush
+/// (which writes the whole page to the device), unseals, writes its sector and drops the
+/// guard. The main thread, B, writes back the whole file. Whatever the interleaving, the
+/// buffered write completed before B began, so when `writeback` returns it is on the
+/// device: B wrote it itself, or found the page gone and waited for A's sealed hand-off
+/// (the `wait_sealed` step, whose O(1) path reads the tree's count of pending
+/// acquisitions under the write lock), or A had flushed it already.
+#[test]
+fn writeback_vs_direct_write_hand_off() {
+    const OLD: Data = [10, 11];
+    const DIRTY: u64 = 15;
+    const A_NEW: u64 = 31;
+    model_reaching(
+        &[
+            "B wrote the page",
+            "A's flush wrote it while B waited",
+            "A's flush wrote it before B looked",
+        ],
+        |outcomes| {
+            let (file, table) = file(2);
+            let device = Device::new(OLD);
+            file.write(INDEX, |_| Ok::<_, ()>(device.read()), |d| d[0] = DIRTY)
+                .unwrap();
+            let flushes = loom::sync::Arc::new(AtomicUsize::new(0));
+
+            let a = {
+                let (file, device, flushes) = (file.clone(), device.clone(), flushes.clone());
+                loom::thread::spawn(move || {
+                    let dio = file
+                        .direct_io(SECTOR_1, DirectIoKind::Write, |index, data: &Data| {
+                            assert_eq!(index, INDEX);
+                            flushes.fetch_add(1, Ordering::Relaxed);
+                            device.write_page(data);
+                            Ok::<_, ()>(())
+                        })
+                        .unwrap();
+                    device.write_sector(1, A_NEW);
+                    drop(dio);
+                })
+            };
+
+            let written = file
+                .writeback(.., |_, data: &Data| {
+                    device.write_page(data);
+                    Ok::<_, ()>(())
+                })
+                .unwrap();
+            assert_eq!(
+                device.read()[0],
+                DIRTY,
+                "write-back returned before a completed buffered write reached the device"
+            );
+            let waited = table.visits() > 0;
+            let flushed_by_then = flushes.load(Ordering::Relaxed);
+            a.join().unwrap();
+
+            assert_eq!(contents(&file, &device), [DIRTY, A_NEW]);
+            match (written, flushed_by_then) {
+                (1, 0) => outcomes.saw("B wrote the page"),
+                (0, 1) if waited => outcomes.saw("A's flush wrote it while B waited"),
+                (0, 1) => outcomes.saw("A's flush wrote it before B looked"),
+                other => panic!("written by B, flushed by A: {other:?}"),
+            }
+        },
+    );
+}
+
 // Mutation checks, done by hand in a scratch copy of the crate (each breaks one protocol
 // step; the listed model then fails, as it must; `LOOM_MAX_PREEMPTIONS=2`):
 //
@@ -460,3 +529,4 @@ fn truncate_vs_fault_past_eof() {
 // | `direct_io` calls `guard.unseal()` before the hand-off     | 3: "a direct write was overwritten": `[15, 31]` |
 // | `direct_io` takes `lock_range`, not `lock_range_sealed`    | 3: the same |
 // | `fault` does not re-check the size under the index lock    | 4: "a page cached past the end of file" |
+// | `pending_opened`/`pending_closed` (src/lock/claim.rs) do nothing: the count stays 0 and `wait_sealed` returns at once | 5: "write-back returned before a completed buffered write reached the device" |
