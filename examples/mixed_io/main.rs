@@ -264,7 +264,7 @@ fn run(options: &Options) -> Result<Vec<Row>, String> {
             .threads
             .clone()
             .unwrap_or_else(|| vec![scenario.default_threads]);
-        if scenario.workload(1, options.duration).is_none() {
+        if scenario.is_sweep() {
             // The sweep: one thread; rows grouped by file size.
             let mut by_strategy = Vec::new();
             for &strategy in &options.strategies {

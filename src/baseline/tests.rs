@@ -228,10 +228,9 @@ fn contract(cache: &dyn PageCache<u64>) {
 
 #[test]
 fn every_strategy_keeps_the_page_cache_contract() {
-    contract(&Mapping::<u64>::new());
-    contract(&RwLockMapping::<u64>::new());
-    contract(&TwoStateMapping::<u64>::new());
-    contract(&IntervalMapping::<u64>::new());
+    for cache in compared_caches() {
+        contract(cache.as_ref());
+    }
     contract(&UnlockedMapping::<u64>::new());
 }
 
@@ -448,10 +447,7 @@ fn direct_writers_that_could_overlap_are_refused() {
     w.roles[1].pages = 4..8;
     assert_eq!(w.validate(4096), Ok(()));
     // The standard scenarios grow their regions with the thread count instead.
-    for scenario in SCENARIOS
-        .iter()
-        .filter(|s| s.workload(1, Duration::ZERO).is_some())
-    {
+    for scenario in SCENARIOS.iter().filter(|s| !s.is_sweep()) {
         for threads in [1, 16, 40, 300] {
             let w = scenario.workload(threads, Duration::ZERO).unwrap();
             assert_eq!(
@@ -467,10 +463,7 @@ fn direct_writers_that_could_overlap_are_refused() {
 
 #[test]
 fn io_size_and_hit_ratio_overrides_keep_workloads_valid() {
-    for scenario in SCENARIOS
-        .iter()
-        .filter(|s| s.workload(1, Duration::ZERO).is_some())
-    {
+    for scenario in SCENARIOS.iter().filter(|s| !s.is_sweep()) {
         for io in [512, 64 << 10, 4 << 20] {
             let w = scenario.workload(16, Duration::ZERO).unwrap();
             let before = w.file_pages;
@@ -504,6 +497,16 @@ fn io_size_and_hit_ratio_overrides_keep_workloads_valid() {
     assert!(huge.validate(4096).unwrap_err().contains("at most"));
 }
 
+/// An empty page cache of each compared strategy, over `u64` pages.
+fn compared_caches() -> Vec<Box<dyn PageCache<u64>>> {
+    vec![
+        Box::new(Mapping::<u64>::new()),
+        Box::new(RwLockMapping::<u64>::new()),
+        Box::new(TwoStateMapping::<u64>::new()),
+        Box::new(IntervalMapping::<u64>::new()),
+    ]
+}
+
 /// A device whose page writes wait at a gate until it opens.
 #[derive(Default)]
 struct GatedDevice {
@@ -530,13 +533,7 @@ impl Device<u64> for GatedDevice {
 #[test]
 #[cfg_attr(miri, ignore = "threads and a timed wait")]
 fn an_fsync_waits_for_a_write_back_in_progress() {
-    let caches: Vec<Box<dyn PageCache<u64>>> = vec![
-        Box::new(Mapping::<u64>::new()),
-        Box::new(RwLockMapping::<u64>::new()),
-        Box::new(TwoStateMapping::<u64>::new()),
-        Box::new(IntervalMapping::<u64>::new()),
-    ];
-    for cache in caches {
+    for cache in compared_caches() {
         let dev = GatedDevice::default();
         cache.set_size(4 * 4096);
         cache.write(1, &dev, &mut |d| *d = 1).unwrap();
@@ -576,13 +573,7 @@ fn an_fsync_waits_for_a_write_back_in_progress() {
 #[cfg_attr(miri, ignore = "threads and a bounded wait")]
 fn readahead_of_cached_pages_does_not_wait_for_direct_io() {
     use std::sync::atomic::AtomicBool;
-    let caches: Vec<Box<dyn PageCache<u64>>> = vec![
-        Box::new(Mapping::<u64>::new()),
-        Box::new(RwLockMapping::<u64>::new()),
-        Box::new(TwoStateMapping::<u64>::new()),
-        Box::new(IntervalMapping::<u64>::new()),
-    ];
-    for cache in caches {
+    for cache in compared_caches() {
         let dev = LogDevice::default();
         cache.set_size(8 * 4096);
         for i in 0..8 {

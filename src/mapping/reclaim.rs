@@ -38,22 +38,20 @@ pub(crate) fn reclaim_page<P: Send + Sync + 'static, const SLOTS: usize>(
     pages: &XArray<Page<P>, SLOTS>,
     index: u64,
 ) -> bool {
-    {
-        let Some(page) = pages.load(index) else {
-            return false;
-        };
-        let mut lock = page.lock();
-        if lock.is_dirty() || lock.is_evicted() || page.is_writeback() {
-            return false;
-        }
-        let current = Entry::Item(page.clone());
-        if pages
-            .compare_exchange(index, &current, Entry::Empty)
-            .is_err()
-        {
-            return false;
-        }
-        lock.set_evicted(true);
-        true
+    let Some(page) = pages.load(index) else {
+        return false;
+    };
+    let mut lock = page.lock();
+    if lock.is_dirty() || lock.is_evicted() || page.is_writeback() {
+        return false;
     }
+    let current = Entry::Item(page.clone());
+    if pages
+        .compare_exchange(index, &current, Entry::Empty)
+        .is_err()
+    {
+        return false;
+    }
+    lock.set_evicted(true);
+    true
 }

@@ -109,6 +109,19 @@ pub struct RoleSpec {
 }
 
 impl RoleSpec {
+    /// Whether its threads do direct IO or hole punches of `io_bytes`.
+    fn uses_io(&self) -> bool {
+        matches!(
+            self.role,
+            Role::DirectRead | Role::DirectWrite | Role::Punch | Role::Mixed
+        )
+    }
+
+    /// Whether its threads read with a hit ratio.
+    fn uses_hit_ratio(&self) -> bool {
+        matches!(self.role, Role::Fault | Role::BufferedRead | Role::Mixed)
+    }
+
     /// Whether its threads do direct writes.
     fn writes_directly(&self) -> bool {
         matches!(self.role, Role::DirectWrite | Role::Mixed)
@@ -144,10 +157,7 @@ impl Workload {
     pub fn with_io_bytes(mut self, io_bytes: u64, page_size: u64) -> Workload {
         let mut factor = 1u64;
         for r in &mut self.roles {
-            if !matches!(
-                r.role,
-                Role::DirectRead | Role::DirectWrite | Role::Punch | Role::Mixed
-            ) {
+            if !r.uses_io() {
                 continue;
             }
             r.io_bytes = io_bytes;
@@ -174,7 +184,7 @@ impl Workload {
     /// Sets the hit ratio of every role that reads with one.
     pub fn with_hit_ratio(mut self, hit_ratio: f64) -> Workload {
         for r in &mut self.roles {
-            if matches!(r.role, Role::Fault | Role::BufferedRead | Role::Mixed) {
+            if r.uses_hit_ratio() {
                 r.hit_ratio = hit_ratio;
             }
         }
@@ -205,12 +215,8 @@ impl Workload {
                     r.role, r.pages, self.file_pages
                 ));
             }
-            let needs_io = matches!(
-                r.role,
-                Role::DirectRead | Role::DirectWrite | Role::Punch | Role::Mixed
-            );
             let region = (r.pages.end - r.pages.start) * page_size;
-            if needs_io && (r.io_bytes == 0 || r.io_bytes % sector != 0 || r.io_bytes > region) {
+            if r.uses_io() && (r.io_bytes == 0 || r.io_bytes % sector != 0 || r.io_bytes > region) {
                 return Err(format!(
                     "{:?}: io_bytes {} must be a non-zero multiple of {sector} within the region's {region} bytes",
                     r.role, r.io_bytes
@@ -491,7 +497,7 @@ impl Worker<'_> {
             self.run.cache.reclaim(index);
         }
         let first = index * SECTORS_PER_PAGE as u64;
-        let floors = self.floors(first..first + SECTORS_PER_PAGE as u64);
+        let floors: PageData = core::array::from_fn(|i| self.run.oracle.floor(first + i as u64));
         let op = if buffered { 1 } else { 0 };
         let mut seen = PageData::default();
         let done = self.timed(op, |w| {

@@ -87,6 +87,11 @@ impl Scenario {
         Some(workload)
     }
 
+    /// Whether it is the sweep of scenario e ([`empty_file_sweep`]), not a workload.
+    pub fn is_sweep(&self) -> bool {
+        self.build.is_none()
+    }
+
     /// The scenario whose name is `name` or starts with `name` (a letter will do).
     pub fn find(name: &str) -> Option<&'static Scenario> {
         SCENARIOS
