@@ -70,6 +70,12 @@ pub mod baseline;
 pub mod lock;
 pub mod mapping;
 pub(crate) mod sync;
+/// The two-state lock of `baseline` alone, for its loom model (`tests/loom_two_state.rs`):
+/// the rest of `baseline` uses `std` locks and is not compiled under loom.
+#[cfg(loom)]
+#[doc(hidden)]
+#[path = "baseline/two_state.rs"]
+pub mod two_state;
 pub mod xarray;
 
 pub use lock::{

@@ -16,6 +16,8 @@ use core::fmt;
 use core::ops::RangeInclusive;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::two_state::{TwoState, TwoStateGuard, TwoStateLock};
+
 /// What an operation needs to keep out while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -88,6 +90,60 @@ impl FileLock for RwFileLock {
             Access::Block | Access::Edit => {
                 RwFileGuard::Exclusive(self.0.write().unwrap_or_else(|poison| poison.into_inner()))
             }
+        }
+    }
+}
+
+/// bcachefs's [`TwoStateLock`] as the comparison takes it: faults and readahead in the
+/// add state, direct IO and edits in the block state (shared among direct IOs, as in
+/// bcachefs). Truncate and hole punch also take the inode's rw lock (`i_rwsem`)
+/// exclusive and direct IO takes it shared, since the two states alone would let an edit
+/// run beside a direct write or another edit over the same blocks.
+#[derive(Default)]
+pub struct TwoStateFileLock {
+    state: TwoStateLock,
+    inode: RwLock<()>,
+}
+
+impl fmt::Debug for TwoStateFileLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwoStateFileLock")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A held [`TwoStateFileLock`]: the state, and the inode lock where the access needs it.
+#[derive(Debug)]
+pub struct TwoStateFileGuard<'a> {
+    // Field order is drop order: the state goes first, then the inode lock.
+    _state: Option<TwoStateGuard<'a>>,
+    _inode: RwFileGuard<'a>,
+}
+
+impl FileLock for TwoStateFileLock {
+    const NAME: &'static str = "two-state";
+    type Guard<'a> = TwoStateFileGuard<'a>;
+
+    fn acquire(&self, _pages: RangeInclusive<u64>, access: Access) -> Self::Guard<'_> {
+        // The inode lock first (it is the outer lock in Linux), then the state.
+        let inode = match access {
+            Access::Read | Access::Write | Access::Create => RwFileGuard::Free,
+            Access::Block => {
+                RwFileGuard::Shared(self.inode.read().unwrap_or_else(|p| p.into_inner()))
+            }
+            Access::Edit => {
+                RwFileGuard::Exclusive(self.inode.write().unwrap_or_else(|p| p.into_inner()))
+            }
+        };
+        let state = match access {
+            Access::Read | Access::Write => None,
+            Access::Create => Some(self.state.lock(TwoState::Add)),
+            Access::Block | Access::Edit => Some(self.state.lock(TwoState::Block)),
+        };
+        TwoStateFileGuard {
+            _state: state,
+            _inode: inode,
         }
     }
 }

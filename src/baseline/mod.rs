@@ -63,15 +63,17 @@ use std::sync::Arc;
 
 use crate::mapping::{DirectIoKind, MappingError, Page};
 
-pub use file_lock::{Access, FileLock, NoFileLock, RwFileGuard, RwFileLock};
+pub use file_lock::{
+    Access, FileLock, NoFileLock, RwFileGuard, RwFileLock, TwoStateFileGuard, TwoStateFileLock,
+};
 pub use interval_lock::{IntervalGuard, IntervalLock};
 pub use locked_mapping::LockedMapping;
-pub use two_state::{TwoState, TwoStateFileGuard, TwoStateGuard, TwoStateLock};
+pub use two_state::{TwoState, TwoStateGuard, TwoStateLock};
 
 /// The page cache under a whole-file rw lock.
 pub type RwLockMapping<P> = LockedMapping<P, RwFileLock>;
 /// The page cache under bcachefs's two-state lock.
-pub type TwoStateMapping<P> = LockedMapping<P, TwoStateLock>;
+pub type TwoStateMapping<P> = LockedMapping<P, TwoStateFileLock>;
 /// The page cache under a mutex-protected interval range lock.
 pub type IntervalMapping<P> = LockedMapping<P, IntervalLock>;
 /// The page cache with no lock between direct IO and page creation: the negative control.

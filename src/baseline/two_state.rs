@@ -12,16 +12,14 @@
 //! Wake-ups cannot be lost: a sleeper re-tries under the wait mutex before it sleeps, and
 //! the release that brings the counter to zero takes that mutex before it notifies.
 //!
-//! As a [`FileLock`], the block state is shared by direct IO with direct IO, as in
-//! bcachefs; truncate and hole punch also take the inode's rw lock (`i_rwsem`) exclusive
-//! and direct IO takes it shared, since two-state alone would let an edit run beside a
-//! direct write or another edit over the same blocks.
+//! The lock is compiled in loom builds too (alone: the rest of `baseline` is not), and
+//! `tests/loom_two_state.rs` checks those two claims. As the comparison's `FileLock` it
+//! is `TwoStateFileLock` (`file_lock.rs`), which adds the inode lock.
 
-use core::ops::RangeInclusive;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Condvar, Mutex, RwLock};
+use core::fmt;
 
-use super::file_lock::{Access, FileLock, RwFileGuard};
+use crate::sync::atomic::{AtomicI64, Ordering};
+use crate::sync::{self, Condvar, Mutex};
 
 /// The two states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,25 +42,26 @@ impl TwoState {
 
 /// bcachefs's two-state shared lock: one signed counter, positive for holders of the
 /// add state, negative for holders of the block state; each state shared among its own
-/// holders and exclusive with the other; no queue and no fairness. As a [`FileLock`]
-/// it also carries the inode rw lock that orders edits with direct IO.
-#[derive(Debug, Default)]
+/// holders and exclusive with the other; no queue and no fairness.
 pub struct TwoStateLock {
     /// Positive: add holders; negative: block holders; zero: free.
     count: AtomicI64,
     sleepers: Mutex<()>,
     wake: Condvar,
-    /// The inode lock that orders edits with direct IO (the [`FileLock`] use only).
-    inode: RwLock<()>,
 }
 
-/// A [`TwoStateLock`] held as a [`FileLock`]: the state, and the inode lock where the
-/// access needs it.
-#[derive(Debug)]
-pub struct TwoStateFileGuard<'a> {
-    // Field order is drop order: the state goes first, then the inode lock.
-    _state: Option<TwoStateGuard<'a>>,
-    _inode: RwFileGuard<'a>,
+impl Default for TwoStateLock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for TwoStateLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwoStateLock")
+            .field("holders", &self.holders())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A held state of a [`TwoStateLock`]; dropping it releases.
@@ -76,7 +75,11 @@ pub struct TwoStateGuard<'a> {
 impl TwoStateLock {
     /// A free lock.
     pub fn new() -> Self {
-        Self::default()
+        TwoStateLock {
+            count: AtomicI64::new(0),
+            sleepers: Mutex::new(()),
+            wake: Condvar::new(),
+        }
     }
 
     /// Joins `state` if it is held or the lock is free.
@@ -105,12 +108,12 @@ impl TwoStateLock {
             return guard;
         }
         // The mutex guards no data: a poisoned one is as good as a clean one.
-        let mut sleepers = self.sleepers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sleepers = sync::lock(&self.sleepers);
         loop {
             if let Some(guard) = self.try_lock(state) {
                 return guard;
             }
-            sleepers = self.wake.wait(sleepers).unwrap_or_else(|p| p.into_inner());
+            sleepers = sync::wait_until(&self.wake, sleepers, None).0;
         }
     }
 
@@ -125,35 +128,8 @@ impl Drop for TwoStateGuard<'_> {
         let step = self.state.step();
         if self.lock.count.fetch_sub(step, Ordering::Release) == step {
             // The last holder of its state: the other state may go now.
-            drop(self.lock.sleepers.lock().unwrap_or_else(|p| p.into_inner()));
+            drop(sync::lock(&self.lock.sleepers));
             self.lock.wake.notify_all();
-        }
-    }
-}
-
-impl FileLock for TwoStateLock {
-    const NAME: &'static str = "two-state";
-    type Guard<'a> = TwoStateFileGuard<'a>;
-
-    fn acquire(&self, _pages: RangeInclusive<u64>, access: Access) -> Self::Guard<'_> {
-        // The inode lock first (it is the outer lock in Linux), then the state.
-        let inode = match access {
-            Access::Read | Access::Write | Access::Create => RwFileGuard::Free,
-            Access::Block => {
-                RwFileGuard::Shared(self.inode.read().unwrap_or_else(|p| p.into_inner()))
-            }
-            Access::Edit => {
-                RwFileGuard::Exclusive(self.inode.write().unwrap_or_else(|p| p.into_inner()))
-            }
-        };
-        let state = match access {
-            Access::Read | Access::Write => None,
-            Access::Create => Some(self.lock(TwoState::Add)),
-            Access::Block | Access::Edit => Some(self.lock(TwoState::Block)),
-        };
-        TwoStateFileGuard {
-            _state: state,
-            _inode: inode,
         }
     }
 }
