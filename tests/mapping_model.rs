@@ -183,6 +183,29 @@ fn mapping_model_edge_cases() {
             Op::Collapse(pages(1, 1)),
             Op::Insert(pages(0, 2)),
         ],
+        // Mapping::reclaim: only clean cached pages go, and a fault reads them again.
+        vec![
+            Op::SetSize(Pos(Pg(4), 0, 0)),
+            Op::Fault {
+                page: Pg(1),
+                fail: false,
+            },
+            write(Pg(2)),
+            Op::Drop(Pg(1)),
+            Op::Drop(Pg(2)),
+            Op::Drop(Pg(3)),
+            Op::Reclaim(Pg(0)),
+            Op::Drop(Pg(0)),
+            Op::Writeback {
+                pages: Pages(Unbounded, Unbounded),
+                fail_at: None,
+            },
+            Op::Drop(Pg(2)),
+            Op::Fault {
+                page: Pg(1),
+                fail: false,
+            },
+        ],
     ];
     for ops in cases {
         run(&ops);
@@ -412,6 +435,14 @@ impl<'m, const S: usize> Driver<'m, S> {
                     map.insert_range(bounds)
                 };
                 self.edited(got, want, disk);
+            }
+            Op::Drop(page) => {
+                let i = page.at(g.top);
+                let want = matches!(self.model.page(i), Some((_, false)));
+                if want {
+                    self.model.cache.remove(&i);
+                }
+                assert_eq!(map.reclaim(i), want, "{at}");
             }
             Op::Reclaim(page) => {
                 let i = page.at(g.top);

@@ -154,8 +154,10 @@ pub enum Op {
     PunchHole(Bytes),
     Collapse(Bytes),
     Insert(Bytes),
-    /// Replaces a clean cached page by a shadow entry (page reclaim).
+    /// Replaces a clean cached page by a shadow entry (page reclaim, done on the tree).
     Reclaim(Pg),
+    /// `Mapping::reclaim`: drops a clean cached page.
+    Drop(Pg),
 }
 
 impl<'a> Arbitrary<'a> for Op {
@@ -214,6 +216,7 @@ impl<'a> Arbitrary<'a> for Op {
             19 => Op::Collapse(aligned(u)?),
             20 => Op::Insert(aligned(u)?),
             21 => Op::Reclaim(Pg::arbitrary(u)?),
+            22 => Op::Drop(Pg::arbitrary(u)?),
             _ => Op::Write {
                 page: Pg::arbitrary(u)?,
                 sector: 0,
