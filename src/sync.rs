@@ -58,6 +58,15 @@ mod imp {
 
 pub(crate) use imp::*;
 
+/// Process-wide bookkeeping that is no part of any protocol loom checks (the counter that
+/// names trees, the registry of dropped trees that still held a forgotten guard's lock):
+/// always `std`'s, also under loom, where a static of loom's types cannot exist. Nothing
+/// waits on them and no ordering between threads is derived from them.
+pub(crate) mod process {
+    pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+    pub(crate) use std::sync::{Mutex, MutexGuard};
+}
+
 pub(crate) use crossbeam_utils::CachePadded;
 
 /// Waits on `condvar` (until `deadline`, if any), ignoring poisoning like [`lock`].

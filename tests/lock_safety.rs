@@ -359,7 +359,7 @@ fn self_deadlock_is_detected() {
             LockError::WouldDeadlock { index: first }
         );
     }
-    // Claims 0..=39 (evicting the page at 10) before meeting its own lock at 40.
+    // Refused before it claims anything: the page at 10 is never evicted.
     assert_eq!(
         xa.lock_range(0..60, LockMode::Exclusive).unwrap_err(),
         LockError::WouldDeadlock { index: 40 }
@@ -499,4 +499,101 @@ fn recursive_shared_passes_a_queued_exclusive() {
         writer.join().unwrap();
     });
     assert!(xa.is_empty());
+}
+
+/// Issue 11: `mem::forget` of a guard is safe Rust. The forgotten lock stays in its tree
+/// (leaked, as a forgotten `MutexGuard` is), and nothing else: a tree created later at
+/// the very same address (the same `Option` slot) is not held by this thread. The
+/// version before keyed the held list by address: locking what the forgotten guard had
+/// held failed with `WouldDeadlock`, a wait on another thread's range failed at once
+/// with `WouldDeadlock`, and a Shared request joined Shared holders ahead of a queued
+/// Exclusive waiter, as if it were a recursive read.
+#[test]
+fn a_forgotten_guard_does_not_haunt_a_new_tree_at_the_same_address() {
+    let mut slot = Some(XArray::<u64>::new());
+    let old = slot.as_ref().unwrap();
+    let address = old as *const XArray<u64> as usize;
+    std::mem::forget(old.lock_range(0..10, LockMode::Exclusive).unwrap());
+    std::mem::forget(old.lock_range(100..110, LockMode::Shared).unwrap());
+    // The forgotten locks are still held in the old tree, by this thread.
+    assert_eq!(
+        old.try_lock_range(5..6, LockMode::Shared).unwrap_err(),
+        LockError::WouldDeadlock { index: 5 }
+    );
+    slot = Some(XArray::new());
+    let xa = slot.as_ref().unwrap();
+    assert_eq!(
+        xa as *const XArray<u64> as usize, address,
+        "the same address"
+    );
+
+    // What the forgotten guard held is free in the new tree.
+    drop(xa.lock_range(0..10, LockMode::Exclusive).unwrap());
+    let xa = &xa;
+    thread::scope(|s| {
+        // A wait on another thread's range times out; it is no self-deadlock.
+        let (held_tx, held_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let holder = s.spawn(move || {
+            let g = xa.lock_range(0..10, LockMode::Exclusive).unwrap();
+            held_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            drop(g);
+        });
+        held_rx.recv().unwrap();
+        assert_eq!(
+            xa.lock_range_timeout(5..6, LockMode::Shared, Duration::from_millis(20))
+                .unwrap_err(),
+            LockError::TimedOut
+        );
+        go_tx.send(()).unwrap();
+        holder.join().unwrap();
+
+        // A Shared request queues behind a queued Exclusive waiter like anybody's.
+        let (held_tx, held_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let reader = s.spawn(move || {
+            let g = xa.lock_range(100..110, LockMode::Shared).unwrap();
+            held_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            drop(g);
+        });
+        held_rx.recv().unwrap();
+        let writer = s.spawn(move || drop(xa.lock_range(100..110, LockMode::Exclusive).unwrap()));
+        until_queued(xa, 100, 100);
+        assert_eq!(
+            xa.try_lock_range(100..101, LockMode::Shared).unwrap_err(),
+            LockError::WouldBlock,
+            "joined ahead of the queued writer, as a recursive read of a range it never took"
+        );
+        go_tx.send(()).unwrap();
+        reader.join().unwrap();
+        writer.join().unwrap();
+    });
+    assert!(xa.is_empty());
+}
+
+/// Issue 11, as reported on the page cache: a forgotten direct IO of a mapping, then a
+/// fresh mapping at the same address: truncating it must not fail with `WouldDeadlock`.
+#[test]
+fn a_forgotten_direct_io_does_not_haunt_a_new_mapping() {
+    use rangelock::mapping::{DirectIoKind, Mapping};
+    let mut slot = Some(Mapping::<u64>::new());
+    let address = slot.as_ref().unwrap() as *const Mapping<u64> as usize;
+    {
+        let m = slot.as_ref().unwrap();
+        m.set_size(16384);
+        let dio = m.direct_io(0..4096, DirectIoKind::Write, |_, _| Ok::<_, ()>(()));
+        std::mem::forget(dio.unwrap());
+    }
+    slot = Some(Mapping::new());
+    let m = slot.as_ref().unwrap();
+    assert_eq!(
+        m as *const Mapping<u64> as usize, address,
+        "the same address"
+    );
+    m.set_size(16384);
+    let edit = m.truncate(0).expect("a fresh, empty mapping truncates");
+    drop(edit);
+    assert_eq!(m.size(), 0);
 }

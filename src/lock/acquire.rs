@@ -1,6 +1,6 @@
 //! `lock_range` and friends: the fast path, and the claim-wait loop of the slow path.
 
-use core::ops::{RangeBounds, RangeInclusive};
+use core::ops::RangeBounds;
 use std::time::{Duration, Instant};
 
 use super::claim::{self, Claim, Step};
@@ -11,7 +11,7 @@ use super::{held, LockMode};
 use crate::sync::atomic::Ordering;
 use crate::sync::ItemArc as Arc;
 use crate::xarray::cursor::WriteCursor;
-use crate::xarray::entry::EMPTY;
+use crate::xarray::entry::{self, Kind, EMPTY};
 use crate::xarray::lock_word::LockState;
 use crate::xarray::span::{self, Inclusive};
 use crate::xarray::XArray;
@@ -156,12 +156,36 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         }
     }
 
-    /// The first index of `range` that this thread holds in a mode conflicting with
-    /// `mode`: an acquisition of `range` would fail there with `WouldDeadlock`, after
-    /// evicting (and then putting back) what comes before it. Checking first avoids that.
-    pub(crate) fn held_conflict(&self, range: &RangeInclusive<u64>, mode: LockMode) -> Option<u64> {
-        let tree = self as *const Self as usize;
-        held::first_conflict(tree, *range.start(), *range.end(), mode)
+    /// The first index of `first..=last` at which an acquisition in `mode` would wait
+    /// for this thread itself: one it holds in a conflicting mode, or a pending entry of
+    /// a sealed guard of its own. Exact: a pending entry inside a range this thread holds
+    /// has this thread as its one holder, and only this thread can unseal it, so the
+    /// lock-free look at the entries cannot race with a change that matters.
+    pub(crate) fn self_conflict(&self, first: u64, last: u64, mode: LockMode) -> Option<u64> {
+        let found = held::self_conflicts(self.id, first, last, mode);
+        let mut index = found.conflict;
+        for (lo, hi) in found.sealed {
+            if let Some(pending) = self.first_pending(lo, hi) {
+                index = Some(index.map_or(pending, |i| i.min(pending)));
+            }
+        }
+        index
+    }
+
+    /// The first index of `first..=last` covered by a `pending` lock entry.
+    fn first_pending(&self, first: u64, last: u64) -> Option<u64> {
+        let guard = self.pin();
+        let mut from = first;
+        loop {
+            let found = self.find_word(&guard, from, last, None)?;
+            if entry::kind(found.word) == Kind::Lock && LockState::of(found.word).pending {
+                return Some(found.block.first.max(from));
+            }
+            from = found.block.last().checked_add(1)?;
+            if from > last {
+                return None;
+            }
+        }
     }
 
     /// The wait table this tree's waiters sleep in.
@@ -212,13 +236,21 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
 
     /// Claims `c`'s range, waiting (as `patience` allows) at each conflict. `Ok(None)`:
     /// all claimed; `Ok(Some(item))`: a `keep_items` claim found an item.
+    ///
+    /// A range that this thread holds in part, in a conflicting mode or under a guard
+    /// that is still sealed, is refused with `WouldDeadlock` before anything is claimed
+    /// or evicted (`held.rs`): so a blocking acquisition that has evicted something never
+    /// fails, and nothing it evicted is ever put back by a failure.
     pub(crate) fn run_claim(
         &self,
         c: &mut Claim<T>,
         patience: Patience,
     ) -> Result<Option<Arc<T>>, LockError> {
+        let tree = self.id;
+        if let Some(index) = self.self_conflict(c.first, c.last, c.mode) {
+            return Err(LockError::WouldDeadlock { index });
+        }
         let table = self.wait_table();
-        let tree = self as *const Self as usize;
         // The key of this acquisition's record while it is in the table.
         let mut registered: Option<u64> = None;
         // The key where this acquisition last waited: others may defer to it there.

@@ -30,10 +30,12 @@
 //! # Nothing lost on failure
 //!
 //! Before an acquisition sleeps, it marks the entries it made by evicting as `pending`,
-//! which nobody may join. So if it fails later (timeout, would-deadlock), it is their only
-//! holder and can put the evicted entries back, with the marks they had when evicted
-//! ([`rollback`]). (A mark change attempted on such an index in between was refused;
-//! the page cache, whose marks mirror page flags, resyncs them after a failure.)
+//! which nobody may join. So if it fails later (a timeout; a blocking acquisition
+//! cannot fail once it has claimed anything, since self-deadlock is refused before it
+//! starts), it is their only holder and can put the evicted entries back, with the
+//! marks they had when evicted ([`rollback`]). (A mark change attempted on such an index
+//! in between was refused: a caller whose marks mirror other state must not use
+//! timeouts over ranges whose marks matter, and the page cache does not.)
 
 use smallvec::SmallVec;
 
@@ -116,11 +118,11 @@ pub(crate) enum Step<T, const SLOTS: usize> {
     Hit(Arc<T>),
 }
 
-/// The tree address that keys the wait table.
+/// The tree id that keys the wait table and the held lists.
 pub(crate) fn tree_key<T: Send + Sync + 'static, const SLOTS: usize>(
     cursor: &WriteCursor<'_, T, SLOTS>,
-) -> usize {
-    cursor.tree() as *const _ as usize
+) -> u64 {
+    cursor.tree().id
 }
 
 /// The first and last index covered by the slot `found` (from a lookup of `index`).
@@ -215,7 +217,7 @@ pub(crate) fn claim<T: Send + Sync + 'static, const SLOTS: usize>(
 /// take it now (see the module docs).
 fn may_take<T>(
     table: &WaitTable,
-    tree: usize,
+    tree: u64,
     c: &Claim<T>,
     index: u64,
     base: u64,

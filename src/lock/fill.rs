@@ -32,7 +32,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
 
     /// Waits until the lock entry at `index` (if there still is one) changes.
     fn wait_unlocked(&self, index: u64) -> Result<(), LockError> {
-        let tree = self as *const Self as usize;
+        let tree = self.id;
         let mut cursor = WriteCursor::new(self);
         let (found, entry) = claim::entry_at(&mut cursor, index);
         if !matches!(entry, Entry::Locked { .. }) {
@@ -55,7 +55,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// the lock that the waker also holds is what rules out a lost wake-up.
     fn watch(&self, cursor: WriteCursor<'_, T, SLOTS>, base: u64) {
         let table = self.wait_table();
-        let tree = self as *const Self as usize;
+        let tree = self.id;
         let seq = table.next_seq();
         table.register(tree, base, Wants::Watch, seq);
         drop(cursor);
@@ -162,7 +162,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         {
             return Ok(());
         }
-        let tree = self as *const Self as usize;
+        let tree = self.id;
         let mut from = range.first;
         'scan: loop {
             let locked = self

@@ -30,8 +30,8 @@ struct Held<'a, T: Send + Sync + 'static, const SLOTS: usize> {
 }
 
 impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
-    fn tree(&self) -> usize {
-        self.xa as *const XArray<T, SLOTS> as usize
+    fn tree(&self) -> u64 {
+        self.xa.id
     }
 
     fn range(&self) -> RangeInclusive<u64> {
@@ -137,7 +137,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
         mode: LockMode,
         evicted: Vec<Evicted<T>>,
     ) -> Self {
-        held::push(xa as *const XArray<T, SLOTS> as usize, first, last, mode);
+        held::push(xa.id, first, last, mode);
         RangeGuard {
             held: Some(Held {
                 xa,
@@ -165,7 +165,11 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
 
     /// Records the entries a sealed acquisition left sealed.
     pub(crate) fn with_sealed(mut self, sealed: Vec<Block>) -> Self {
-        self.held.as_mut().expect("a live guard").sealed = sealed;
+        let h = self.held.as_mut().expect("a live guard");
+        if !sealed.is_empty() {
+            held::set_sealed(h.tree(), h.first, h.last, h.mode, true);
+        }
+        h.sealed = sealed;
         self
     }
 
@@ -184,6 +188,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
             return;
         }
         let blocks = core::mem::take(&mut h.sealed);
+        held::set_sealed(h.tree(), h.first, h.last, h.mode, false);
         let mut cursor = WriteCursor::new(h.xa);
         claim::pending_closed(&cursor);
         claim::unseal(&mut cursor, h.xa.wait_table(), blocks);

@@ -1,7 +1,7 @@
 //! The hashed wait table: where threads sleep until a lock entry changes.
 //!
 //! A fixed array of cache-padded buckets, each a mutex-protected list of *records* and a
-//! condition variable. A record says: thread `seq` waits, in the tree at address `tree`,
+//! condition variable. A record says: thread `seq` waits, in the tree whose id is `tree`,
 //! on the lock entry whose first index is `base`, wanting to acquire in some mode (or
 //! just to see the entry go away). The bucket is chosen by hashing `(tree, base)`, so one
 //! table serves every tree of a process (a page cache has one tree per file and cannot
@@ -43,7 +43,7 @@ pub(crate) enum Wants {
 /// One waiting thread.
 #[derive(Clone, Copy, Debug)]
 struct Record {
-    tree: usize,
+    tree: u64,
     base: u64,
     wants: Wants,
     seq: u64,
@@ -125,15 +125,15 @@ impl WaitTable {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn bucket(&self, tree: usize, base: u64) -> &Bucket {
-        let hash = (tree as u64 ^ base.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    fn bucket(&self, tree: u64, base: u64) -> &Bucket {
+        let hash = (tree ^ base.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let index = (hash >> 32) as usize & (self.buckets.len() - 1);
         self.visits.fetch_add(1, Ordering::Relaxed);
         &self.buckets[index]
     }
 
     /// Adds a record for `seq` (call with the tree's write lock held).
-    pub(crate) fn register(&self, tree: usize, base: u64, wants: Wants, seq: u64) {
+    pub(crate) fn register(&self, tree: u64, base: u64, wants: Wants, seq: u64) {
         let bucket = self.bucket(tree, base);
         sync::lock(&bucket.records).push(Record {
             tree,
@@ -145,7 +145,7 @@ impl WaitTable {
     }
 
     /// Removes the record of `seq` (call with the tree's write lock held).
-    pub(crate) fn remove(&self, tree: usize, base: u64, seq: u64) {
+    pub(crate) fn remove(&self, tree: u64, base: u64, seq: u64) {
         let bucket = self.bucket(tree, base);
         let mut records = sync::lock(&bucket.records);
         if let Some(at) = records
@@ -157,7 +157,7 @@ impl WaitTable {
     }
 
     /// What is queued on the entry: (any acquirer, any record at all).
-    pub(crate) fn queued(&self, tree: usize, base: u64) -> (bool, bool) {
+    pub(crate) fn queued(&self, tree: u64, base: u64) -> (bool, bool) {
         let bucket = self.bucket(tree, base);
         let records = sync::lock(&bucket.records);
         let mut acquirer = false;
@@ -170,13 +170,7 @@ impl WaitTable {
     }
 
     /// Whether an acquirer queued on the entry before `seq` conflicts with `mode`.
-    pub(crate) fn older_conflicting(
-        &self,
-        tree: usize,
-        base: u64,
-        mode: LockMode,
-        seq: u64,
-    ) -> bool {
+    pub(crate) fn older_conflicting(&self, tree: u64, base: u64, mode: LockMode, seq: u64) -> bool {
         let bucket = self.bucket(tree, base);
         let records = sync::lock(&bucket.records);
         records.iter().any(|r| {
@@ -188,7 +182,7 @@ impl WaitTable {
     }
 
     /// Marks the chosen records of the entry woken and wakes their bucket.
-    pub(crate) fn wake(&self, tree: usize, base: u64, which: Wake) {
+    pub(crate) fn wake(&self, tree: u64, base: u64, which: Wake) {
         let bucket = self.bucket(tree, base);
         let mut records = sync::lock(&bucket.records);
         let mine = |r: &Record| r.tree == tree && r.base == base;
@@ -227,7 +221,7 @@ impl WaitTable {
 
     /// Sleeps until the record of `seq` is woken (or gone), or until `deadline`.
     /// Returns `false` on timeout. Call without the tree's write lock.
-    pub(crate) fn wait(&self, tree: usize, base: u64, seq: u64, deadline: Option<Instant>) -> bool {
+    pub(crate) fn wait(&self, tree: u64, base: u64, seq: u64, deadline: Option<Instant>) -> bool {
         let bucket = self.bucket(tree, base);
         let mut records = sync::lock(&bucket.records);
         loop {

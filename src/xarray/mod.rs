@@ -35,6 +35,7 @@ mod check;
 pub(crate) mod cursor;
 pub(crate) mod entry;
 mod error;
+pub(crate) mod identity;
 mod iter;
 pub(crate) mod lock_word;
 #[cfg(loom)]

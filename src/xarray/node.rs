@@ -269,7 +269,7 @@ impl<T, const SLOTS: usize> Retired<T, SLOTS> {
         match entry::kind(self.word) {
             Kind::Node if self.whole_subtree => {
                 // SAFETY: forwarded from the caller.
-                unsafe { free_subtree::<T, SLOTS>(self.word) }
+                unsafe { free_subtree::<T, SLOTS>(self.word) };
             }
             // SAFETY: forwarded from the caller; `whole_subtree == false` means this
             // node alone is retired (its children stay in the tree).
@@ -300,27 +300,34 @@ pub(crate) unsafe fn free_node<const SLOTS: usize>(node: *const Node<SLOTS>) {
 }
 
 /// Frees the subtree or item that `word` holds, dropping the tree's item references.
+/// Returns whether it held a lock entry.
 ///
 /// # Safety
 /// `word` is detached and unreachable by any thread; the tree owned what it points to.
-pub(crate) unsafe fn free_subtree<T, const SLOTS: usize>(word: usize) {
+pub(crate) unsafe fn free_subtree<T, const SLOTS: usize>(word: usize) -> bool {
     match entry::kind(word) {
         Kind::Node => {
             let node = entry::word_node::<Node<SLOTS>>(word);
             // SAFETY: the caller guarantees the subtree is unreachable, so its node is
             // still allocated and nobody else reads or writes it.
             let node_ref = unsafe { &*node };
+            let mut locks = false;
             for slot in &node_ref.slots {
                 let child = slot.load(Ordering::Relaxed);
                 // SAFETY: children of an unreachable subtree are unreachable too.
-                unsafe { free_subtree::<T, SLOTS>(child) };
+                locks |= unsafe { free_subtree::<T, SLOTS>(child) };
             }
             // SAFETY: as above; the node came from Box::into_raw.
             unsafe { free_node::<SLOTS>(node) };
+            locks
         }
-        // SAFETY: the tree owned one strong reference to the item.
-        Kind::Item => drop(unsafe { Arc::from_raw(entry::word_item::<T>(word)) }),
-        Kind::Empty | Kind::Value | Kind::Lock => {}
+        Kind::Item => {
+            // SAFETY: the tree owned one strong reference to the item.
+            drop(unsafe { Arc::from_raw(entry::word_item::<T>(word)) });
+            false
+        }
+        Kind::Lock => true,
+        Kind::Empty | Kind::Value => false,
     }
 }
 

@@ -50,6 +50,9 @@ use crate::sync::Mutex;
 /// assert_eq!(guard.get(7).map(String::len), Some(10));
 /// ```
 pub struct XArray<T, const SLOTS: usize = 64> {
+    /// This tree's name for the lock layer's held lists and wait table: never reused in
+    /// the process (see `identity.rs`).
+    pub(crate) id: u64,
     /// Empty, a non-node entry covering all of `u64`, or the root node.
     pub(crate) head: AtomicUsize,
     /// The head's marks: bit `m` set iff some entry carries mark `m`.
@@ -96,6 +99,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     fn build(collector: Option<Collector>) -> Self {
         let _ = node::Geometry::<SLOTS>::BITS; // compile-time check of SLOTS
         XArray {
+            id: super::identity::next(),
             head: AtomicUsize::new(EMPTY),
             root_marks: AtomicU8::new(0),
             write_lock: Mutex::new(()),
@@ -509,7 +513,12 @@ impl<T, const SLOTS: usize> Drop for XArray<T, SLOTS> {
         // SAFETY: `&mut self`: no reader or writer can reach the tree any more (read
         // guards and iterators borrow it), and everything retired earlier was unlinked
         // before, so the head's subtree is owned by us alone.
-        unsafe { node::free_subtree::<T, SLOTS>(head) };
+        let locks_left = unsafe { node::free_subtree::<T, SLOTS>(head) };
+        if locks_left {
+            // Only a forgotten guard leaves a lock entry in a tree that can be dropped
+            // (a live guard borrows it): let the threads drop its held-list record.
+            super::identity::dropped_with_locks(self.id);
+        }
     }
 }
 

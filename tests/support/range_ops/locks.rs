@@ -76,16 +76,16 @@ impl<'a, const SLOTS: usize> Driver<'a, SLOTS> {
             }
             return false;
         };
-        // The claim walks up from `first` and stops at the first conflicting index; it
-        // would sleep there, so the call fails with WouldDeadlock if this thread holds
-        // that index itself in a conflicting mode (an attached guard), else with
-        // WouldBlock / TimedOut.
-        let conflict = first_conflict(&self.models, first, last, mode);
-        let deadlock = conflict.is_some_and(|p| {
-            self.models
-                .iter()
-                .any(|g| g.attached && g.covers(p) && !g.mode.is_compatible(mode))
-        });
+        // Before it claims anything, the call fails with WouldDeadlock at the first index
+        // of the range that this thread holds itself in a conflicting mode (an attached
+        // guard): it would have to wait for itself there, and no retry can help. Else
+        // the claim walks up from `first` and stops at the first conflicting index,
+        // where it would sleep: WouldBlock / TimedOut.
+        let attached: Vec<GuardModel> =
+            self.models.iter().filter(|g| g.attached).cloned().collect();
+        let own = first_conflict(&attached, first, last, mode);
+        let deadlock = own.is_some();
+        let conflict = own.or_else(|| first_conflict(&self.models, first, last, mode));
         // Only detached guards block it: a blocking call would sleep forever.
         let how = if how == How::Blocking && conflict.is_some() && !deadlock {
             How::Try
