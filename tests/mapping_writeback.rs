@@ -1,12 +1,14 @@
 //! Write-back (the page-cache half of fsync) against everything that can hide a dirty
 //! page from it: a second write-back in progress, an edit holding evicted dirty pages, a
 //! caller that holds a range itself, a hand-off that failed and whose page was evicted
-//! again, and a write-back callback that panicked. (An acquisition that slept and then
-//! failed could also put pages back with stale marks; the page cache now refuses such an
-//! acquisition before it evicts anything: `tests/mapping_edits.rs`.) Each test
-//! failed on the version before (found by the second and third reviews; the comment on each says
-//! how) and keeps the fix. Every blocking scenario runs under a watchdog (threads not
-//! joined on timeout; a hang is a failure).
+//! again (before the write-back's first round read its count of failures, or after), a
+//! write-back that failed while this one's pass went by, and a write-back callback that
+//! panicked. (An acquisition that slept and then failed could also put pages back with
+//! stale marks; the lock layer now refuses such an acquisition before it evicts
+//! anything: `tests/mapping_edits.rs`.) Each test failed on the version before (found
+//! by reviews and by issue 11; the comment on each says how) and keeps the fix. Every
+//! blocking scenario runs under a watchdog (threads not joined on timeout; a hang is a
+//! failure).
 #![cfg(not(loom))]
 
 use std::sync::mpsc;
@@ -278,4 +280,192 @@ fn fsync_waits_for_a_page_re_evicted_after_a_failed_hand_off() {
         "fsync returned {} while page 5 (dirty before the call) was not on the device",
         outcome.0
     );
+}
+
+/// A scripted write-back: `writeback(0..=10)` on its own thread, whose `write` callback
+/// records each page on the device and stops at the hooks the test sets (the first time
+/// it writes page 10, the second time it writes page 8), so that the test can make
+/// other threads act between the steps of the write-back. The device is checked right
+/// after the call returns, which is what an fsync caller relies on.
+struct ScriptedFsync {
+    at_10: mpsc::Receiver<()>,
+    go_10: mpsc::Sender<()>,
+    at_8_again: mpsc::Receiver<()>,
+    go_8: mpsc::Sender<()>,
+    done: mpsc::Receiver<(String, Vec<(u64, u32)>)>,
+}
+
+impl ScriptedFsync {
+    fn start(file: &'static Mapping<u32>, device: Device) -> Self {
+        let (at_10_tx, at_10) = mpsc::channel();
+        let (go_10, go_10_rx) = mpsc::channel::<()>();
+        let (at_8_tx, at_8_again) = mpsc::channel();
+        let (go_8, go_8_rx) = mpsc::channel::<()>();
+        let (done_tx, done) = mpsc::channel();
+        thread::spawn(move || {
+            let (mut tens, mut eights) = (0, 0);
+            let r = file.writeback(0..=10, |i, d| {
+                match i {
+                    10 => {
+                        tens += 1;
+                        if tens == 1 {
+                            at_10_tx.send(()).unwrap();
+                            go_10_rx.recv_timeout(WATCHDOG).unwrap();
+                        }
+                    }
+                    8 => {
+                        eights += 1;
+                        if eights == 2 {
+                            at_8_tx.send(()).unwrap();
+                            go_8_rx.recv_timeout(WATCHDOG).unwrap();
+                        }
+                    }
+                    _ => {}
+                }
+                device.lock().unwrap().push((i, *d));
+                Ok::<_, ()>(())
+            });
+            let on_device = device.lock().unwrap().clone();
+            done_tx.send((format!("{r:?}"), on_device)).unwrap();
+        });
+        let fsync = ScriptedFsync {
+            at_10,
+            go_10,
+            at_8_again,
+            go_8,
+            done,
+        };
+        fsync
+            .at_10
+            .recv_timeout(WATCHDOG)
+            .expect("the first pass reaches page 10");
+        fsync
+    }
+}
+
+/// A direct IO over page 9 whose hand-off of the dirty page is held until the returned
+/// sender is used, then writes it to `device`. Returns once the page is evicted.
+fn held_hand_off(file: &'static Mapping<u32>, device: Device) -> mpsc::Sender<()> {
+    let (in_tx, in_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let dio = file.direct_io(9 * 4096..10 * 4096, DirectIoKind::Write, |i, d| {
+            in_tx.send(()).unwrap();
+            go_rx.recv_timeout(WATCHDOG).unwrap();
+            device.lock().unwrap().push((i, *d));
+            Ok::<_, ()>(())
+        });
+        drop(dio.unwrap());
+    });
+    in_rx
+        .recv_timeout(WATCHDOG)
+        .expect("the direct IO evicts page 9");
+    go_tx
+}
+
+/// The end of both scripts: a second direct IO (D2) has evicted page 9 again, after the
+/// write-back's wait for sealed entries, while its pass is held at page 8; the pass goes
+/// on past page 9. The write-back must not return before D2's hand-off has put page 9
+/// (dirty before the call, value 9) on the device.
+fn re_evict_and_check(file: &'static Mapping<u32>, fsync: ScriptedFsync, device: Device) {
+    fsync
+        .at_8_again
+        .recv_timeout(WATCHDOG)
+        .expect("a second pass reaches page 8");
+    let d2_go = held_hand_off(file, device);
+    fsync.go_8.send(()).unwrap();
+    let early = fsync.done.recv_timeout(Duration::from_millis(300)).ok();
+    d2_go.send(()).unwrap();
+    let (result, on_device) = match early {
+        Some(done) => done,
+        None => fsync.done.recv_timeout(WATCHDOG).expect("fsync hangs"),
+    };
+    assert!(
+        result.starts_with("Ok") && on_device.contains(&(9, 9)),
+        "fsync returned {result} while page 9 (dirty before the call) was not on the device: \
+         {on_device:?}"
+    );
+}
+
+/// A file with pages 8, 9 and 10 dirty (each holding its index).
+fn three_dirty_pages() -> (&'static Mapping<u32>, Device) {
+    let file: &'static Mapping<u32> = leak();
+    file.set_size(16 * 4096);
+    for i in 8..=10 {
+        file.write(i, |_| Ok::<_, ()>(0), |d| *d = i as u32)
+            .unwrap();
+    }
+    (file, Device::default())
+}
+
+/// Issue 11, the interleaving as reported: a direct IO (D1) evicts dirty page 9; the
+/// write-back's first pass goes by (page 9 is in D1's hand-off); D1's `flush` fails and
+/// page 9 comes back dirty *before* the write-back's first round reads the count of
+/// failed hand-offs; nothing is sealed any more when it looks; a second direct IO (D2)
+/// evicts page 9 again before the next pass reaches it. The version before counted
+/// failed hand-offs from after its first pass, saw no change, and returned Ok with page
+/// 9 in D2's hands only.
+#[test]
+fn fsync_counts_a_hand_off_that_failed_during_its_first_pass() {
+    let (file, device) = three_dirty_pages();
+    let (d1_in_tx, d1_in_rx) = mpsc::channel();
+    let (d1_go_tx, d1_go_rx) = mpsc::channel::<()>();
+    let (d1_done_tx, d1_done_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let r = file.direct_io(9 * 4096..10 * 4096, DirectIoKind::Write, |_, _| {
+            d1_in_tx.send(()).unwrap();
+            d1_go_rx.recv_timeout(WATCHDOG).unwrap();
+            Err::<(), _>("EIO")
+        });
+        d1_done_tx.send(r.is_err()).unwrap();
+    });
+    d1_in_rx.recv_timeout(WATCHDOG).unwrap();
+    let fsync = ScriptedFsync::start(file, device.clone()); // its first pass is past page 9
+    d1_go_tx.send(()).unwrap();
+    assert!(
+        d1_done_rx.recv_timeout(WATCHDOG).unwrap(),
+        "D1's flush failed"
+    );
+    assert!(
+        file.get(9).is_some_and(|p| p.is_dirty()),
+        "page 9 is back, dirty"
+    );
+    file.write(8, |_| Ok::<_, ()>(0), |d| *d = 18).unwrap(); // for the hook of the next pass
+    fsync.go_10.send(()).unwrap();
+    re_evict_and_check(file, fsync, device);
+}
+
+/// The same class, through a write-back that fails: another write-back (W1) holds page 9
+/// when this one's first pass goes by (its dirty mark is cleared), then fails, and page 9
+/// is dirty again; a direct IO evicts it before the next pass reaches it. The version
+/// before did not count a failed write-back at all: it returned Ok with page 9 in the
+/// direct IO's hand-off only.
+#[test]
+fn fsync_counts_a_write_back_that_failed_during_its_pass() {
+    let (file, device) = three_dirty_pages();
+    let (w1_in_tx, w1_in_rx) = mpsc::channel();
+    let (w1_go_tx, w1_go_rx) = mpsc::channel::<()>();
+    let (w1_done_tx, w1_done_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let r = file.writeback(9..=9, |_, _| {
+            w1_in_tx.send(()).unwrap();
+            w1_go_rx.recv_timeout(WATCHDOG).unwrap();
+            Err::<(), _>("EIO")
+        });
+        w1_done_tx.send(r.is_err()).unwrap();
+    });
+    w1_in_rx.recv_timeout(WATCHDOG).unwrap();
+    let fsync = ScriptedFsync::start(file, device.clone()); // its first pass is past page 9
+    w1_go_tx.send(()).unwrap();
+    assert!(
+        w1_done_rx.recv_timeout(WATCHDOG).unwrap(),
+        "W1's write failed"
+    );
+    assert!(
+        file.get(9).is_some_and(|p| p.is_dirty()),
+        "page 9 is dirty again"
+    );
+    file.write(8, |_| Ok::<_, ()>(0), |d| *d = 18).unwrap();
+    fsync.go_10.send(()).unwrap();
+    re_evict_and_check(file, fsync, device);
 }

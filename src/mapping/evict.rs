@@ -25,7 +25,6 @@ use super::error::MappingError;
 use super::page::{Page, PageLock};
 use super::{Mapping, DIRTY, WRITEBACK};
 use crate::lock::{Evicted, LockMode, RangeGuard};
-use crate::sync::atomic::Ordering;
 
 /// Pages evicted by a range lock that the operation has not yet committed to.
 pub(crate) struct Eviction<'a, P: Send + Sync + 'static, const SLOTS: usize> {
@@ -67,6 +66,9 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Drop for Eviction<'_, P, SLOT
         let Some(guard) = self.guard.take() else {
             return;
         };
+        // Dirty pages go back into the cache: a return (see `returns.rs`), begun before
+        // anything of it is visible and done after the last page lock is let go.
+        let _returning = self.mapping.returns.begin();
         let mut evicted = core::mem::take(&mut self.evicted);
         let pages: Vec<Arc<Page<P>>> = evicted
             .iter()
@@ -88,7 +90,6 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Drop for Eviction<'_, P, SLOT
             }
         }
         guard.release_restoring(evicted);
-        self.mapping.note_restore();
         drop(locks);
     }
 }
@@ -97,12 +98,10 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// Locks `pages` in `mode`, sealed (see [`XArray::lock_range_sealed`]), for an
     /// operation that will take over the pages it evicts.
     ///
-    /// A blocking acquisition fails only with `WouldDeadlock`, on an index this thread
-    /// holds itself; that is checked first, so that it fails before evicting anything.
-    /// (A failure after evicting would put the pages back with the marks they had when
-    /// evicted, and a buffered write or write-back in between would have had its mark
-    /// change refused: until the resync below, an fsync could miss such a page.) The
-    /// resync stays as the fallback.
+    /// It waits as long as it takes, so it fails only with `WouldDeadlock`, on a range
+    /// this thread holds itself (in a conflicting mode, or sealed), and the lock layer
+    /// finds that before it evicts anything: no page it evicts is ever put back by a
+    /// failure here (only by the [`Eviction`]'s undo, which counts it).
     ///
     /// [`XArray::lock_range_sealed`]: crate::XArray::lock_range_sealed
     pub(crate) fn lock_evicting<E>(
@@ -110,49 +109,8 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         pages: RangeInclusive<u64>,
         mode: LockMode,
     ) -> Result<RangeGuard<'_, Page<P>, SLOTS>, MappingError<E>> {
-        if let Some(index) = self.pages.held_conflict(&pages, mode) {
-            return Err(MappingError::Lock(crate::LockError::WouldDeadlock {
-                index,
-            }));
-        }
         self.pages
-            .lock_range_sealed(pages.clone(), mode)
-            .map_err(|error| {
-                self.resync_marks(pages);
-                self.note_restore();
-                MappingError::Lock(error)
-            })
-    }
-
-    /// Counts a restore of evicted pages (after the pages are back in the tree).
-    pub(crate) fn note_restore(&self) {
-        self.restores.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Makes the DIRTY and WRITEBACK marks of the cached pages of `pages` agree with
-    /// their flags again, after an acquisition over them failed (it had slept, say, then
-    /// found a range this thread holds). Such an acquisition puts the pages it evicted
-    /// back with the marks they had then, and a buffered write or write-back that
-    /// finished in between had its mark change refused by the lock entry. Each page is
-    /// fixed under its page lock, which is when flags and marks change.
-    pub(crate) fn resync_marks(&self, pages: RangeInclusive<u64>) {
-        for (span, entry) in self.pages.iter(pages) {
-            let Some(page) = entry.item() else {
-                continue;
-            };
-            let index = *span.start();
-            let lock = page.lock();
-            if lock.is_evicted() {
-                continue;
-            }
-            for (mark, on) in [(DIRTY, page.is_dirty()), (WRITEBACK, page.is_writeback())] {
-                if on {
-                    self.pages.set_mark(index, mark);
-                } else {
-                    self.pages.clear_mark(index, mark);
-                }
-            }
-            drop(lock);
-        }
+            .lock_range_sealed(pages, mode)
+            .map_err(MappingError::Lock)
     }
 }

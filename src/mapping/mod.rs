@@ -84,6 +84,7 @@ mod geometry;
 mod gup;
 mod page;
 mod reclaim;
+mod returns;
 mod writeback;
 
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -136,9 +137,9 @@ pub struct Mapping<P: Send + Sync + 'static, const SLOTS: usize = 64> {
     pages: XArray<Page<P>, SLOTS>,
     geometry: PageGeometry,
     size: AtomicU64,
-    /// How many times evicted pages were put back (a failed hand-off): write-back looks
-    /// again while this moves (see `writeback`).
-    restores: AtomicU64,
+    /// Dirty data put back into the cache by a failed hand-off or write-back: a
+    /// write-back round during which this moved looks again (see `returns.rs`).
+    returns: returns::Returns,
 }
 
 impl<P: Send + Sync + 'static> Mapping<P> {
@@ -170,7 +171,7 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
             pages,
             geometry,
             size: AtomicU64::new(0),
-            restores: AtomicU64::new(0),
+            returns: returns::Returns::new(),
         }
     }
 

@@ -5,7 +5,6 @@ use std::panic::{self, AssertUnwindSafe};
 
 use super::error::MappingError;
 use super::{Mapping, DIRTY, WRITEBACK};
-use crate::sync::atomic::Ordering;
 use crate::xarray::span::{self, Inclusive};
 
 impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
@@ -25,19 +24,21 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// Each page is locked, found still in the mapping and dirty, marked writeback and
     /// clean, and written with its lock held (a buffered write to it waits; a direct IO
     /// evicting it waits, so the device sees this write before the direct one). If
-    /// `write` fails, the page is marked dirty again and the error returned: the data
-    /// stays cached.
+    /// `write` fails or panics, the page is marked dirty again and the error returned
+    /// (the panic resumed): the data stays cached.
     ///
-    /// Pages out of sight are waited for, so that when it returns every buffered write
-    /// that completed before the call is on the device (or the call failed): after one
-    /// pass it waits for pages under another thread's write-back (if that fails, the
-    /// page is dirty again), then until no entry of the range is sealed (a direct IO or
-    /// an edit that evicted dirty pages and is handing them over: they have reached the
-    /// device, or come back; in this order, because a direct IO may evict a page under
-    /// write-back and then waits for that write-back under its seal), and makes a
-    /// second pass; if a hand-off failed meanwhile (its
-    /// pages came back, and may have been evicted again), it waits and passes once more.
-    /// A `write` that fails or panics leaves its page dirty.
+    /// **The guarantee**: when it returns `Ok`, every buffered write to `pages` that
+    /// completed before the call is on the device (written by this call, by another
+    /// write-back, or by the `flush` of a direct IO or the caller of an edit that took the
+    /// page over), or was discarded by an edit (truncate, hole punch) that completed
+    /// meanwhile. Pages out of sight are waited for: after its pass it waits for pages
+    /// under another thread's write-back, then for every entry of the range that is
+    /// sealed (a direct IO or an edit handing evicted dirty pages over; in this order,
+    /// because a direct IO may evict a page under write-back and then waits for that
+    /// write-back under its seal). If a hand-off or a write-back failed during the round
+    /// (its page came back dirty, perhaps after the pass went by, and may have been
+    /// evicted again since), it goes round again; each extra round needs such a failure.
+    /// IMPLEMENTATION.md has the argument over every interleaving.
     ///
     /// A thread that holds a range of this mapping (a direct IO, an edit) gets
     /// [`MappingError::Lock`]`(WouldDeadlock)` when there is something to wait for: the
@@ -66,20 +67,19 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         let Some(range) = span::inclusive(&pages) else {
             return Ok(0);
         };
-        let mut written = self.writeback_pass(range, &mut write)?;
+        let mut written = 0;
         loop {
-            let restores = self.restores.load(Ordering::Acquire);
+            // Before the pass: a return of dirty data that the pass could miss is either
+            // done by now (the pass sees its page) or counted against this round.
+            let returns = self.returns.snapshot();
+            written += self.writeback_pass(range, &mut write)?;
             for (_, entry) in self.pages.iter_marked(range.first..=range.last, WRITEBACK) {
                 if let Some(page) = entry.item() {
                     drop(page.lock()); // a write-back in progress holds it until it ends
                 }
             }
             self.pages.wait_sealed(range)?;
-            written += self.writeback_pass(range, &mut write)?;
-            // A hand-off that failed meanwhile put its pages back, and another direct IO
-            // may have evicted one again before the pass: look again. Each round needs a
-            // failed hand-off, so this ends.
-            if self.restores.load(Ordering::Acquire) == restores {
+            if self.returns.quiet_since(returns) {
                 return Ok(written);
             }
         }
@@ -110,11 +110,17 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
             self.pages.clear_mark(index, DIRTY);
             // A `write` that panics must not leave the page clean and under write-back.
             let result = panic::catch_unwind(AssertUnwindSafe(|| write(index, &lock)));
-            lock.set_writeback(false);
-            self.pages.clear_mark(index, WRITEBACK);
-            if !matches!(result, Ok(Ok(()))) {
+            if matches!(result, Ok(Ok(()))) {
+                lock.set_writeback(false);
+                self.pages.clear_mark(index, WRITEBACK);
+            } else {
+                // The data goes back to dirty: a return (see `returns.rs`), so that a
+                // write-back whose pass went by while this one held the page looks again.
+                let _returning = self.returns.begin();
                 lock.set_dirty(true);
                 self.pages.set_mark(index, DIRTY);
+                lock.set_writeback(false);
+                self.pages.clear_mark(index, WRITEBACK);
             }
             match result {
                 Ok(Ok(())) => written += 1,
