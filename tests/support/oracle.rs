@@ -85,6 +85,10 @@ pub struct Config {
     pub focused_pairs: usize,
     /// Pairs of threads that each write [`HOT_PAGES`] and write them back, in turn.
     pub sync_pairs: usize,
+    /// Threads that each write one of [`HOT_PAGES`] and then direct-write it, in turn:
+    /// every direct write hands a dirty page over (and, on a cache that injects
+    /// failures, often fails to and evicts it again).
+    pub hand_off_threads: usize,
     /// Yields before each sector of a page read from the disk (the fill window).
     pub delay: u32,
     /// Stop all threads at the first violation (the negative control).
@@ -176,6 +180,7 @@ enum Role {
     Faulter,
     DirectWriter,
     Syncer,
+    HandOff,
 }
 
 struct Shared<C> {
@@ -229,6 +234,8 @@ impl<C: PageCache> Shared<C> {
                 Role::DirectWriter => (Kind::DirectWrite, HOT_PAGES),
                 Role::Syncer if round % 2 == 0 => (Kind::Write, HOT_PAGES),
                 Role::Syncer => (Kind::Writeback, HOT_PAGES),
+                Role::HandOff if round % 2 == 0 => (Kind::Write, HOT_PAGES),
+                Role::HandOff => (Kind::DirectWrite, HOT_PAGES),
             };
             let at = MIX.iter().position(|&(k, _)| k == kind).expect("in MIX");
             let counter = if self.op(thread, kind, pages, &mut rng) {
@@ -286,13 +293,19 @@ impl<C: PageCache> Shared<C> {
             Kind::DirectRead => {
                 let sectors = sector_range(rng, pages);
                 let snap = oracle.begin_read(sectors.clone());
-                let data = cache.direct_read(disk, bytes(&sectors));
+                let Some(data) = cache.direct_read(disk, bytes(&sectors)) else {
+                    return false;
+                };
                 oracle.check_read(kind, thread, &snap, &data);
             }
             Kind::DirectWrite => {
                 let sectors = sector_range(rng, pages);
                 let write = oracle.begin_write();
-                cache.direct_write(disk, bytes(&sectors), write.version);
+                // A failed write never ends: its version is on no sector, and no read
+                // or fsync is held to it.
+                if !cache.direct_write(disk, bytes(&sectors), write.version) {
+                    return false;
+                }
                 oracle.end_write(write, sectors);
             }
             Kind::Grow => {
@@ -402,6 +415,7 @@ pub fn run<C: PageCache>(name: &str, cache: C, config: Config) -> Report {
         roles.extend([Role::Faulter, Role::DirectWriter]);
     }
     roles.extend(vec![Role::Syncer; 2 * config.sync_pairs]);
+    roles.extend(vec![Role::HandOff; config.hand_off_threads]);
     let stop = AtomicBool::new(false);
     let mut elapsed = Duration::ZERO;
     let panics: Vec<_> = thread::scope(|s| {
@@ -422,6 +436,7 @@ pub fn run<C: PageCache>(name: &str, cache: C, config: Config) -> Report {
     if let Some(panic) = panics.into_iter().next() {
         std::panic::resume_unwind(panic);
     }
+    shared.cache.end_of_run();
     let stale_reads = shared.oracle.stale_reads();
     let (fsync_checks, fsync_refused, fsync_lost) = shared.oracle.fsyncs();
     let (lost_writes, divergent_pages) = shared.finish();

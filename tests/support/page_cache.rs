@@ -179,10 +179,11 @@ pub trait PageCache: Send + Sync {
     /// Writes back the dirty pages of `pages` (an fsync's page-cache half); returns how
     /// many it wrote, or `None` if it was refused (a lock error).
     fn write_back(&self, disk: &Disk, pages: RangeInclusive<u64>) -> Option<usize>;
-    /// A direct read of `bytes`: the versions of its sectors.
-    fn direct_read(&self, disk: &Disk, bytes: Range<u64>) -> Vec<u64>;
-    /// A direct write of `version` to `bytes`, growing the file to cover them.
-    fn direct_write(&self, disk: &Disk, bytes: Range<u64>, version: u64);
+    /// A direct read of `bytes`: the versions of its sectors; `None` if it failed.
+    fn direct_read(&self, disk: &Disk, bytes: Range<u64>) -> Option<Vec<u64>>;
+    /// A direct write of `version` to `bytes`, growing the file to cover them; `false`
+    /// if it failed (then nothing of it reached the disk).
+    fn direct_write(&self, disk: &Disk, bytes: Range<u64>, version: u64) -> bool;
     /// Sets the size to `size`; the cleared sectors get `version`.
     fn truncate_to(&self, disk: &Disk, size: u64, version: u64);
     /// Punches a hole over `bytes`; its sectors get `version`.
@@ -198,6 +199,9 @@ pub trait PageCache: Send + Sync {
     /// Once the threads have stopped: `Err` if anything is still locked (or the tree is
     /// broken).
     fn quiescent(&self) -> Result<(), String>;
+    /// The threads have stopped: the final checks follow (a cache that injects failures
+    /// stops here).
+    fn end_of_run(&self) {}
 }
 
 // ---------------------------------------------------------------------------------------
@@ -258,22 +262,23 @@ impl<const S: usize> PageCache for Mapping<PageData, S> {
         }
     }
 
-    fn direct_read(&self, disk: &Disk, bytes: Range<u64>) -> Vec<u64> {
+    fn direct_read(&self, disk: &Disk, bytes: Range<u64>) -> Option<Vec<u64>> {
         let io = self
             .direct_io(bytes.clone(), DirectIoKind::Read, flush_to(disk))
             .expect("direct read");
         let data = disk.read_sectors(bytes.start / SECTOR..bytes.end / SECTOR);
         drop(io);
-        data
+        Some(data)
     }
 
-    fn direct_write(&self, disk: &Disk, bytes: Range<u64>, version: u64) {
+    fn direct_write(&self, disk: &Disk, bytes: Range<u64>, version: u64) -> bool {
         let io = self
             .direct_io(bytes.clone(), DirectIoKind::Write, flush_to(disk))
             .expect("direct write");
         disk.write_sectors(bytes.start / SECTOR..bytes.end / SECTOR, version);
         drop(io);
         self.set_size(bytes.end);
+        true
     }
 
     fn truncate_to(&self, disk: &Disk, size: u64, version: u64) {
@@ -528,15 +533,16 @@ impl PageCache for NaiveMapping {
         Some(written)
     }
 
-    fn direct_read(&self, disk: &Disk, bytes: Range<u64>) -> Vec<u64> {
+    fn direct_read(&self, disk: &Disk, bytes: Range<u64>) -> Option<Vec<u64>> {
         self.before_direct_io(disk, &bytes);
-        disk.read_sectors(bytes.start / SECTOR..bytes.end / SECTOR)
+        Some(disk.read_sectors(bytes.start / SECTOR..bytes.end / SECTOR))
     }
 
-    fn direct_write(&self, disk: &Disk, bytes: Range<u64>, version: u64) {
+    fn direct_write(&self, disk: &Disk, bytes: Range<u64>, version: u64) -> bool {
         self.before_direct_io(disk, &bytes);
         disk.write_sectors(bytes.start / SECTOR..bytes.end / SECTOR, version);
         self.grow(bytes.end);
+        true
     }
 
     fn truncate_to(&self, disk: &Disk, size: u64, version: u64) {
