@@ -362,7 +362,11 @@ fn forgotten_guards_of_dropped_trees_leave_the_held_list() {
     core::mem::forget(live.lock_range(7..9, LockMode::Exclusive).unwrap());
     let other: XArray<u64, 4> = XArray::with_slots();
     let g = other.lock_range(0..1, LockMode::Shared).unwrap();
-    assert_eq!(held::len() - base, 2, "the live tree's forgotten record and `g`");
+    assert_eq!(
+        held::len() - base,
+        2,
+        "the live tree's forgotten record and `g`"
+    );
     assert_eq!(
         live.try_lock_range(8..20, LockMode::Shared).unwrap_err(),
         LockError::WouldDeadlock { index: 8 }
