@@ -48,13 +48,22 @@ struct Record {
     wants: Wants,
     seq: u64,
     woken: bool,
+    /// Woken by [`Wake::Moved`]: the entry was split or pushed down, not changed.
+    moved: bool,
 }
 
 /// Which waiters of an entry to wake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Wake {
-    /// Everyone (the entry was removed, split, published, or a queued waiter left).
+    /// Everyone (the entry was removed, published, or put back).
     All,
+    /// Everyone, and each record learns that the entry only moved (it was split or
+    /// pushed down, so the key it queued under may no longer name it): its state did not
+    /// change, and a watcher that waits for it to end looks at it again.
+    Moved,
+    /// The acquirers, by the rule of `All` (a queued acquirer left: those that deferred
+    /// to it look again); not the watchers, whose entry did not change.
+    Queue,
     /// The entry drained and is now reserved: the front of its queue (the oldest
     /// acquirer, with every Shared acquirer ahead of the oldest Exclusive one if the
     /// oldest is Shared), plus every watcher.
@@ -141,19 +150,22 @@ impl WaitTable {
             wants,
             seq,
             woken: false,
+            moved: false,
         });
     }
 
-    /// Removes the record of `seq` (call with the tree's write lock held).
-    pub(crate) fn remove(&self, tree: u64, base: u64, seq: u64) {
+    /// Removes the record of `seq`; `true` if it was woken only because its entry moved
+    /// ([`Wake::Moved`]).
+    pub(crate) fn remove(&self, tree: u64, base: u64, seq: u64) -> bool {
         let bucket = self.bucket(tree, base);
         let mut records = sync::lock(&bucket.records);
         if let Some(at) = records
             .iter()
             .position(|r| r.tree == tree && r.base == base && r.seq == seq)
         {
-            records.swap_remove(at);
+            return records.swap_remove(at).moved;
         }
+        false
     }
 
     /// What is queued on the entry: (any acquirer, any record at all).
@@ -201,7 +213,9 @@ impl WaitTable {
         let mut woke = false;
         for r in records.iter_mut().filter(|r| mine(r)) {
             let chosen = match (which, r.wants) {
-                (Wake::All, _) => true,
+                (Wake::All | Wake::Moved, _) => true,
+                (Wake::Queue, Wants::Watch) => false,
+                (Wake::Queue, Wants::Acquire(_)) => true,
                 (Wake::Front, Wants::Watch) => true,
                 (Wake::SharedFront, Wants::Watch) => false,
                 (Wake::Unsealed, Wants::Watch) => true,
@@ -211,6 +225,7 @@ impl WaitTable {
             };
             if chosen && !r.woken {
                 r.woken = true;
+                r.moved = which == Wake::Moved;
                 woke = true;
             }
         }

@@ -35,13 +35,16 @@ mod check;
 pub(crate) mod cursor;
 pub(crate) mod entry;
 mod error;
+mod head;
 pub(crate) mod identity;
 mod iter;
 pub(crate) mod lock_word;
 #[cfg(loom)]
 mod loom_hooks;
 pub(crate) mod node;
+mod range_write;
 mod read_guard;
+pub(crate) mod record;
 pub(crate) mod span;
 pub(crate) mod tree;
 pub(crate) mod walk;
