@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::file_lock::{Access, FileLock};
-use crate::lock::LockMode;
+use rangelock::lock::LockMode;
 
 /// A requested or granted range `[start, end]` (inclusive).
 #[derive(Clone, Copy, Debug)]

@@ -42,8 +42,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
-use crate::baseline::PageCache;
-use crate::mapping::{DirectIoKind, MappingError};
+use crate::PageCache;
+use rangelock::mapping::{DirectIoKind, MappingError};
 
 pub use device::{device_time, Latency, LatencyMode, SimDevice};
 pub use oracle::Oracle;
@@ -505,9 +505,7 @@ impl Worker<'_> {
             if buffered {
                 cache.read(index, device, &mut |data| seen = *data)
             } else {
-                let page = cache.fault(index, device)?;
-                seen = page.read(|data| *data);
-                Ok(())
+                cache.fault(index, device, &mut |data| seen = *data)
             }
         });
         if done {
@@ -819,9 +817,13 @@ fn final_check(run: &Run<'_>, errors: &mut Vec<String>) -> u64 {
         .count() as u64;
     let pages = run.file_bytes / run.page_size;
     for index in 0..pages {
-        if let Ok(page) = run.cache.fault(index, run.device) {
+        let mut cached = PageData::default();
+        if run
+            .cache
+            .fault(index, run.device, &mut |data| cached = *data)
+            .is_ok()
+        {
             let first = index * SECTORS_PER_PAGE as u64;
-            let cached = page.read(|data| *data);
             let on_disk: PageData = core::array::from_fn(|i| run.device.sector(first + i as u64));
             if cached != on_disk && errors.len() < 16 {
                 errors.push(format!(

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::{PageData, SECTORS_PER_PAGE};
-use crate::baseline::Device;
+use crate::Device;
 
 /// How a transfer's latency is spent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,10 +5,8 @@ use core::time::Duration;
 use std::time::Instant;
 
 use super::{Latency, LatencyMode, PageData, Role, RoleSpec, SimDevice, Workload};
-use crate::baseline::{
-    IntervalMapping, PageCache, RwLockMapping, TwoStateMapping, UnlockedMapping,
-};
-use crate::mapping::{DirectIoKind, Mapping};
+use crate::{IntervalMapping, PageCache, RwLockMapping, TwoStateMapping, UnlockedMapping};
+use rangelock::mapping::{DirectIoKind, Mapping};
 
 /// A page-cache strategy of the comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@
 //! the device's time per transfer (plus 200 µs per MiB), `--spin` makes the device spin
 //! instead of sleep.
 //!
-//! Each scenario (see `rangelock::baseline::workload` for what each does and why) runs
+//! Each scenario (see `rangelock_compare::workload` for what each does and why) runs
 //! against each strategy for `--duration` seconds, with the consistency oracle checking
 //! every read. Columns: completed calls per second (all operations), the ratio to the
 //! whole-file rw lock at the same thread count, the 99th percentile latency of all
@@ -31,7 +31,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rangelock::baseline::workload::{self, empty_file_sweep, Report, Strategy, SCENARIOS};
+use rangelock_compare::workload::{self, empty_file_sweep, Report, Strategy, SCENARIOS};
 
 mod plot;
 

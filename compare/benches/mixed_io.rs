@@ -20,8 +20,8 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use rangelock::baseline::workload::{self, Latency, Scenario, SimDevice, Strategy};
 use rangelock::mapping::DirectIoKind;
+use rangelock_compare::workload::{self, Latency, Scenario, SimDevice, Strategy};
 
 const THREADS: [usize; 5] = [1, 2, 4, 8, 16];
 
