@@ -1,4 +1,4 @@
-//! The standard scenarios of `examples/mixed_io.rs` under criterion: every strategy in
+//! The standard scenarios of `examples/mixed_io/` under criterion: every strategy in
 //! each group, so the report compares them side by side.
 //!
 //! * `mixed_io_<scenario>/<strategy>/<threads>` for scenarios a, b, c, d at 1, 2, 4, 8

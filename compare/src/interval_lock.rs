@@ -25,7 +25,7 @@
 //!
 //! It is the `interval` strategy of the comparison (as a [`FileLock`]: page creation
 //! Exclusive, direct IO Shared, edits Exclusive, over their pages) and the peer of
-//! `benches/range_lock.rs`.
+//! `compare/benches/range_lock.rs`.
 
 use core::ops::RangeInclusive;
 use std::collections::BTreeMap;

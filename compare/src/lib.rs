@@ -49,7 +49,7 @@
 //! flatters the baselines rather than the lock entries.
 //!
 //! [`workload`] drives any [`PageCache`] with threads by role against a simulated device
-//! and checks every read against an oracle; `examples/mixed_io.rs` is its command line.
+//! and checks every read against an oracle; `examples/mixed_io/` is its command line.
 //!
 //! Under `--cfg loom` the crate is only [`two_state`]'s lock and [`dio_count`]'s count
 //! (their own `sync` shim swaps in loom's primitives): the rest uses `std` locks directly
