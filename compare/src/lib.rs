@@ -70,6 +70,8 @@ mod sync;
 pub mod two_state;
 
 #[cfg(not(loom))]
+mod dio_count_mapping;
+#[cfg(not(loom))]
 mod file_lock;
 #[cfg(not(loom))]
 mod interval_lock;
@@ -88,6 +90,7 @@ pub mod workload;
 
 #[cfg(not(loom))]
 pub use crate::{
+    dio_count_mapping::DioCountMapping,
     file_lock::{
         Access, FileLock, NoFileLock, RwFileGuard, RwFileLock, TwoStateFileGuard, TwoStateFileLock,
     },

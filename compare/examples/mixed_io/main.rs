@@ -82,7 +82,7 @@ struct Options {
 }
 
 const USAGE: &str = "usage: mixed_io [--json] [--scenario a,b,..] [--threads 1,2,..] \
-[--duration SECONDS] [--strategy rangelock,rwlock,two-state,interval,naive] [--svg FILE] \
+[--duration SECONDS] [--strategy rangelock,rwlock,two-state,interval,dio-count,naive] [--svg FILE] \
 [--io-bytes N] [--hit-ratio F] [--latency-us US] [--spin]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
