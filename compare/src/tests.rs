@@ -509,6 +509,7 @@ fn compared_caches() -> Vec<Box<dyn PageCache<u64>>> {
         Box::new(RwLockMapping::<u64>::new()),
         Box::new(TwoStateMapping::<u64>::new()),
         Box::new(IntervalMapping::<u64>::new()),
+        Box::new(DioCountMapping::<u64>::new()),
     ]
 }
 
