@@ -38,7 +38,7 @@ use crate::page_index;
 use crate::{Device, PageCache};
 
 /// The page cache of the comparison with direct IO kept from page creation by a count of
-/// direct IOs in flight (see the [module docs](self)).
+/// direct IOs in flight (the `dio-count` strategy: see the [crate docs](crate)).
 pub struct DioCountMapping<P: Send + Sync + 'static> {
     pages: XArray<Page<P>>,
     geometry: PageGeometry,

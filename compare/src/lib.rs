@@ -8,7 +8,7 @@
 //!
 //! [`PageCache`] is the set of page-cache operations a file system drives: faults,
 //! buffered reads and writes, readahead, write-back, reclaim, direct IO, truncate and
-//! hole punch. Five types implement it over the same [`XArray`](crate::XArray) page index
+//! hole punch. Five types implement it over the same [`XArray`](rangelock::XArray) page index
 //! and the same page (data behind a page lock, with the uptodate, dirty, writeback and
 //! evicted flags), so that the only thing that differs between them is how direct IO and
 //! size changes are kept from racing with page creation:
@@ -19,6 +19,7 @@
 //! | `rwlock` | [`RwLockMapping`] | lock-free | whole-file rw lock, shared | whole-file rw lock, exclusive |
 //! | `two-state` | [`TwoStateMapping`] | lock-free | [`TwoStateLock`], add state | [`TwoStateLock`], block state (edits also take the inode lock exclusive, direct IO shared) |
 //! | `interval` | [`IntervalMapping`] | lock-free | [`IntervalLock`] Exclusive over the pages | [`IntervalLock`]: direct IO Shared, truncate and punch Exclusive, over their pages |
+//! | `dio-count` | [`DioCountMapping`] | lock-free | waits for no direct IO in flight ([`dio_count`]), for the insertion only | counted in flight; over cached pages, through them (edits: inode lock exclusive) |
 //! | `naive` | [`UnlockedMapping`] | lock-free | nothing | nothing (write back, invalidate, IO) |
 //!
 //! * **`rwlock`** is Linux's `invalidate_lock` (and `i_rwsem` for direct IO) taken the

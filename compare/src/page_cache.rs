@@ -18,8 +18,8 @@ pub trait Device<P>: Sync {
 
 /// A file's page cache, as a file system drives it. Implemented by
 /// [`Mapping`](rangelock::mapping::Mapping) (lock
-/// entries) and by [`LockedMapping`] under each whole-file lock; see the
-/// [module docs](self). Callbacks run with the strategy's locks held and must not call
+/// entries) and by [`LockedMapping`](crate::LockedMapping) under each whole-file lock; see the
+/// [crate docs](crate). Callbacks run with the strategy's locks held and must not call
 /// back into the same cache.
 pub trait PageCache<P>: Send + Sync {
     /// The strategy's name in reports: `rangelock`, `rwlock`, `two-state`, `interval`,

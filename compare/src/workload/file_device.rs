@@ -76,7 +76,8 @@ impl Drop for AlignedBuf {
     }
 }
 
-/// A real file read and written with `O_DIRECT` (see the [module docs](self)).
+/// A real file read and written with `O_DIRECT`, one version per sector, in whole 4 KiB
+/// blocks from aligned buffers.
 #[derive(Debug)]
 pub struct FileDevice {
     file: File,
