@@ -30,12 +30,16 @@ export RUSTFLAGS="--cfg loom --cfg crossbeam_loom"
 export CARGO_TARGET_DIR=target/loom
 # The loom-only code (the poison checks, tests/loom*.rs, src/xarray/loom_hooks.rs) is
 # invisible to the normal clippy job: lint it here.
-cargo clippy --release --test loom --test loom_lock --test loom_mapping --test loom_fsync --test loom_two_state -- -D warnings
+cargo clippy --release -p rangelock --test loom --test loom_lock --test loom_mapping --test loom_fsync -- -D warnings
+# The comparison's loom-checked protocols (compare/tests/loom_*.rs): the two-state lock
+# and the direct-IO count, each built alone under loom (compare/src/sync.rs).
+cargo clippy --release -p rangelock-compare --lib --test loom_two_state --test loom_dio_count -- -D warnings
 # --include-ignored: the own-collector variant of the first model is slow (~30 s) but
 # CI has the time, so it runs here too.
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
-cargo test --release --test loom -- --include-ignored "$@"
-cargo test --release --test loom_lock -- "$@"
-cargo test --release --test loom_mapping -- "$@"
-cargo test --release --test loom_fsync -- "$@"
-cargo test --release --test loom_two_state -- "$@"
+cargo test --release -p rangelock --test loom -- --include-ignored "$@"
+cargo test --release -p rangelock --test loom_lock -- "$@"
+cargo test --release -p rangelock --test loom_mapping -- "$@"
+cargo test --release -p rangelock --test loom_fsync -- "$@"
+cargo test --release -p rangelock-compare --test loom_two_state -- "$@"
+cargo test --release -p rangelock-compare --test loom_dio_count -- "$@"

@@ -65,17 +65,9 @@
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("rangelock needs 64-bit pointers: a slot word carries 63-bit values");
 
-#[cfg(not(loom))]
-pub mod baseline;
 pub mod lock;
 pub mod mapping;
 pub(crate) mod sync;
-/// The two-state lock of `baseline` alone, for its loom model (`tests/loom_two_state.rs`):
-/// the rest of `baseline` uses `std` locks and is not compiled under loom.
-#[cfg(loom)]
-#[doc(hidden)]
-#[path = "baseline/two_state.rs"]
-pub mod two_state;
 pub mod xarray;
 
 pub use lock::{

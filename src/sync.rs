@@ -29,9 +29,7 @@ mod imp {
     pub(crate) use std::thread_local;
 
     pub(crate) mod atomic {
-        pub(crate) use std::sync::atomic::{
-            AtomicI64, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
-        };
+        pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     }
 
     /// `std::cell::UnsafeCell` with loom's closure-based access API.

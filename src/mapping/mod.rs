@@ -96,8 +96,6 @@ pub use error::MappingError;
 pub use geometry::PageGeometry;
 pub use gup::{MappedBuffer, WritePath, WriteSource};
 pub use page::{Page, PageLock};
-#[cfg(not(loom))]
-pub(crate) use reclaim::reclaim_page;
 
 /// The tree mark of dirty pages.
 pub const DIRTY: Mark = Mark::M0;

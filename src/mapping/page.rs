@@ -52,19 +52,6 @@ impl<P> Page<P> {
         }
     }
 
-    /// A page whose data is still to be read from the device: not up to date. Its
-    /// creator publishes it with its page lock held, fills it, then marks it up to date
-    /// ([`PageLock::set_uptodate`]), so whoever finds it waits on the lock for the data
-    /// (how the baselines create pages; [`Mapping`](super::Mapping) fills under a lock
-    /// entry instead).
-    #[cfg(not(loom))]
-    pub(crate) fn unfilled(data: P) -> Self {
-        Page {
-            flags: AtomicU8::new(0),
-            data: Mutex::new(data),
-        }
-    }
-
     fn flags(&self) -> u8 {
         self.flags.load(Ordering::Acquire)
     }
@@ -143,12 +130,6 @@ impl<P> PageLock<'_, P> {
     /// The data, for a change the caller will mark dirty.
     pub(crate) fn data_mut(&mut self) -> &mut P {
         self.data.deref_mut()
-    }
-
-    /// Marks a page made [`unfilled`](Page::unfilled) up to date, once filled.
-    #[cfg(not(loom))]
-    pub(crate) fn set_uptodate(&mut self) {
-        self.set(UPTODATE, true);
     }
 
     pub(crate) fn set_dirty(&mut self, on: bool) {

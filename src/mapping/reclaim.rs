@@ -9,8 +9,8 @@
 //! `evicted` under the page lock and faults again, which reads the device: the data it
 //! finds there is the page's, since the page was clean.
 
-use crate::mapping::{Mapping, Page};
-use crate::xarray::{Entry, XArray};
+use crate::mapping::Mapping;
+use crate::xarray::Entry;
 
 impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// Drops the page at `index` from the cache if it is clean and not under write-back
@@ -29,29 +29,22 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// assert!(file.get(0).is_none() && file.get(1).is_some());
     /// ```
     pub fn reclaim(&self, index: u64) -> bool {
-        reclaim_page(&self.pages, index)
+        let pages = &self.pages;
+        let Some(page) = pages.load(index) else {
+            return false;
+        };
+        let mut lock = page.lock();
+        if lock.is_dirty() || lock.is_evicted() || page.is_writeback() {
+            return false;
+        }
+        let current = Entry::Item(page.clone());
+        if pages
+            .compare_exchange(index, &current, Entry::Empty)
+            .is_err()
+        {
+            return false;
+        }
+        lock.set_evicted(true);
+        true
     }
-}
-
-/// [`Mapping::reclaim`] on any page index of [`Page`]s (the baselines share it).
-pub(crate) fn reclaim_page<P: Send + Sync + 'static, const SLOTS: usize>(
-    pages: &XArray<Page<P>, SLOTS>,
-    index: u64,
-) -> bool {
-    let Some(page) = pages.load(index) else {
-        return false;
-    };
-    let mut lock = page.lock();
-    if lock.is_dirty() || lock.is_evicted() || page.is_writeback() {
-        return false;
-    }
-    let current = Entry::Item(page.clone());
-    if pages
-        .compare_exchange(index, &current, Entry::Empty)
-        .is_err()
-    {
-        return false;
-    }
-    lock.set_evicted(true);
-    true
 }

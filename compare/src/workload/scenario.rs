@@ -5,10 +5,10 @@ use core::time::Duration;
 use std::time::Instant;
 
 use super::{Latency, LatencyMode, PageData, Role, RoleSpec, SimDevice, Workload};
-use crate::baseline::{
-    IntervalMapping, PageCache, RwLockMapping, TwoStateMapping, UnlockedMapping,
+use crate::{
+    DioCountMapping, IntervalMapping, PageCache, RwLockMapping, TwoStateMapping, UnlockedMapping,
 };
-use crate::mapping::{DirectIoKind, Mapping};
+use rangelock::mapping::{DirectIoKind, Mapping};
 
 /// A page-cache strategy of the comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,17 +21,20 @@ pub enum Strategy {
     TwoState,
     /// [`IntervalMapping`].
     Interval,
+    /// [`DioCountMapping`]: a count of direct IOs in flight.
+    DioCount,
     /// [`UnlockedMapping`]: the negative control.
     Naive,
 }
 
 impl Strategy {
-    /// The four strategies compared (the naive control is run on request).
-    pub const COMPARED: [Strategy; 4] = [
+    /// The five strategies compared (the naive control is run on request).
+    pub const COMPARED: [Strategy; 5] = [
         Strategy::RangeLock,
         Strategy::RwLock,
         Strategy::TwoState,
         Strategy::Interval,
+        Strategy::DioCount,
     ];
 
     /// The name in reports.
@@ -41,6 +44,7 @@ impl Strategy {
             Strategy::RwLock => "rwlock",
             Strategy::TwoState => "two-state",
             Strategy::Interval => "interval",
+            Strategy::DioCount => "dio-count",
             Strategy::Naive => "naive",
         }
     }
@@ -60,6 +64,7 @@ impl Strategy {
             Strategy::RwLock => Box::new(RwLockMapping::<PageData>::new()),
             Strategy::TwoState => Box::new(TwoStateMapping::<PageData>::new()),
             Strategy::Interval => Box::new(IntervalMapping::<PageData>::new()),
+            Strategy::DioCount => Box::new(DioCountMapping::<PageData>::new()),
             Strategy::Naive => Box::new(UnlockedMapping::<PageData>::new()),
         }
     }

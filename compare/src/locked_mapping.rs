@@ -1,7 +1,7 @@
 //! [`LockedMapping`]: the page cache of the comparison under a [`FileLock`].
 //!
 //! Every operation asks its lock for an [`Access`] over the pages it touches, then works
-//! on the page index exactly as [`Mapping`](crate::mapping::Mapping) does below its lock
+//! on the page index exactly as [`Mapping`](rangelock::mapping::Mapping) does below its lock
 //! entries: the same [`Page`] with its page lock and flags, the same dirty mark, the same
 //! evicted re-check for readers and writers holding a page, the same hand-off of dirty
 //! pages before a direct IO or an edit. See the [module docs](super) for what each lock
@@ -26,19 +26,20 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::file_lock::{Access, FileLock};
-use super::{Device, PageCache};
-use crate::mapping::{
-    reclaim_page, DirectIoKind, MappingError, Page, PageGeometry, DIRTY, WRITEBACK,
-};
-use crate::xarray::{Entry, XArray};
+use rangelock::mapping::{DirectIoKind, MappingError, PageGeometry, DIRTY};
+use rangelock::xarray::{Entry, XArray};
+
+use crate::file_lock::{Access, FileLock};
+use crate::page::Page;
+use crate::page_index;
+use crate::{Device, PageCache};
 
 /// The page cache of the comparison, its direct IO and edits kept from racing with page
 /// creation by the whole-file (or range) lock `L`. `P: Default` is the placeholder a new
 /// page holds while the device fills it under its page lock.
 ///
 /// ```
-/// use rangelock::baseline::{Device, PageCache, RwLockMapping};
+/// use rangelock_compare::{Device, PageCache, RwLockMapping};
 /// use rangelock::mapping::DirectIoKind;
 ///
 /// struct Zeroes;
@@ -236,9 +237,14 @@ impl<P: Default + Send + Sync + 'static, L: FileLock> PageCache<P> for LockedMap
         self.size.fetch_max(size, Ordering::AcqRel).max(size)
     }
 
-    fn fault(&self, index: u64, device: &dyn Device<P>) -> Result<Arc<Page<P>>, MappingError> {
-        let _read = self.lock.acquire(index..=index, Access::Read);
-        self.fault_held(index, device)
+    fn fault(
+        &self,
+        index: u64,
+        device: &dyn Device<P>,
+        read: &mut dyn FnMut(&P),
+    ) -> Result<(), MappingError> {
+        // A mapped read and a buffered read are the same walk in this page cache.
+        self.read(index, device, read)
     }
 
     fn read(
@@ -321,49 +327,11 @@ impl<P: Default + Send + Sync + 'static, L: FileLock> PageCache<P> for LockedMap
         pages: RangeInclusive<u64>,
         device: &dyn Device<P>,
     ) -> Result<usize, MappingError> {
-        let mut written = 0;
-        for (span, entry) in self.pages.iter_marked(pages.clone(), DIRTY) {
-            let (Some(page), index) = (entry.item(), *span.start()) else {
-                continue;
-            };
-            let mut lock = page.lock();
-            if lock.is_evicted() {
-                continue; // the evicting thread wrote it
-            }
-            if !lock.is_dirty() {
-                self.pages.clear_mark(index, DIRTY); // written already
-                continue;
-            }
-            // Marked writeback before the dirty mark goes, so a concurrent fsync that no
-            // longer sees the page dirty sees it under write-back (Linux's PG_writeback).
-            lock.set_dirty(false);
-            lock.set_writeback(true);
-            self.pages.set_mark(index, WRITEBACK);
-            self.pages.clear_mark(index, DIRTY);
-            // Written under the page lock: a writer waits, and so does an eviction. A
-            // device that panics leaves the page dirty, not clean and under write-back.
-            let result = panic::catch_unwind(AssertUnwindSafe(|| device.write_page(index, &lock)));
-            lock.set_writeback(false);
-            self.pages.clear_mark(index, WRITEBACK);
-            if let Err(payload) = result {
-                lock.set_dirty(true);
-                self.pages.set_mark(index, DIRTY);
-                panic::resume_unwind(payload);
-            }
-            written += 1;
-        }
-        // Another fsync's write of a page this pass found clean may still be on its way:
-        // wait for it (its writer holds the page lock until the device has it).
-        for (_, entry) in self.pages.iter_marked(pages, WRITEBACK) {
-            if let Some(page) = entry.item() {
-                drop(page.lock());
-            }
-        }
-        Ok(written)
+        Ok(page_index::writeback(&self.pages, pages, device))
     }
 
     fn reclaim(&self, index: u64) -> bool {
-        reclaim_page(&self.pages, index)
+        page_index::reclaim(&self.pages, index)
     }
 
     fn direct_io(
@@ -412,28 +380,6 @@ impl<P: Default + Send + Sync + 'static, L: FileLock> PageCache<P> for LockedMap
     }
 
     fn check_quiescent(&self) -> Result<(), String> {
-        check_pages(&self.pages)
+        page_index::check(&self.pages, |page| page.is_writeback() || page.is_evicted())
     }
-}
-
-/// The quiescence check shared by every strategy: the tree's invariants hold and every
-/// entry is a live page (no lock entry, no evicted or write-back page left behind).
-pub(super) fn check_pages<P, const SLOTS: usize>(
-    pages: &XArray<Page<P>, SLOTS>,
-) -> Result<(), String> {
-    pages.check_invariants()?;
-    for (span, entry) in pages.iter(..) {
-        match entry {
-            Entry::Item(page) if page.is_writeback() || page.is_evicted() => {
-                return Err(format!("page {span:?} left as {page:?}"));
-            }
-            Entry::Item(_) => {}
-            Entry::Locked { mode, holders } => {
-                return Err(format!("{span:?} left locked {mode:?} x{holders}"));
-            }
-            Entry::Value(value) => return Err(format!("{span:?} holds value {value}")),
-            Entry::Empty => {}
-        }
-    }
-    Ok(())
 }

@@ -1,4 +1,4 @@
-//! The standard scenarios of `examples/mixed_io.rs` under criterion: every strategy in
+//! The standard scenarios of `examples/mixed_io/` under criterion: every strategy in
 //! each group, so the report compares them side by side.
 //!
 //! * `mixed_io_<scenario>/<strategy>/<threads>` for scenarios a, b, c, d at 1, 2, 4, 8
@@ -20,8 +20,8 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use rangelock::baseline::workload::{self, Latency, Scenario, SimDevice, Strategy};
 use rangelock::mapping::DirectIoKind;
+use rangelock_compare::workload::{self, Latency, Scenario, SimDevice, Strategy};
 
 const THREADS: [usize; 5] = [1, 2, 4, 8, 16];
 

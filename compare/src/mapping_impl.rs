@@ -3,17 +3,17 @@
 //!
 //! Each operation is the [`Mapping`] call of the same name with the device plugged in:
 //! fills read it, `flush` and write-back write it; a direct IO runs `io` while it holds
-//! its [`DirectIo`](crate::mapping::DirectIo) guard, an edit runs `edit` (after writing
-//! the surviving dirty pages its [`EditGuard`](crate::mapping::EditGuard) lists) while it
+//! its [`DirectIo`](rangelock::mapping::DirectIo) guard, an edit runs `edit` (after writing
+//! the surviving dirty pages its [`EditGuard`](rangelock::mapping::EditGuard) lists) while it
 //! holds the guard.
 
 use core::convert::Infallible;
 use core::ops::{Range, RangeInclusive};
-use std::sync::Arc;
 
-use super::locked_mapping::check_pages;
-use super::{Device, PageCache};
-use crate::mapping::{DirectIoKind, EditGuard, Mapping, MappingError, Page};
+use rangelock::mapping::{DirectIoKind, EditGuard, Mapping, MappingError};
+
+use crate::page_index;
+use crate::{Device, PageCache};
 
 /// A device read as an infallible fill.
 fn fill<P>(device: &dyn Device<P>) -> impl FnMut(u64) -> Result<P, Infallible> + '_ {
@@ -58,8 +58,15 @@ impl<P: Send + Sync + 'static, const S: usize> PageCache<P> for Mapping<P, S> {
         Mapping::set_size(self, size)
     }
 
-    fn fault(&self, index: u64, device: &dyn Device<P>) -> Result<Arc<Page<P>>, MappingError> {
-        Mapping::fault(self, index, fill(device))
+    fn fault(
+        &self,
+        index: u64,
+        device: &dyn Device<P>,
+        read: &mut dyn FnMut(&P),
+    ) -> Result<(), MappingError> {
+        let page = Mapping::fault(self, index, fill(device))?;
+        page.read(|data| read(data));
+        Ok(())
     }
 
     fn read(
@@ -136,6 +143,8 @@ impl<P: Send + Sync + 'static, const S: usize> PageCache<P> for Mapping<P, S> {
     }
 
     fn check_quiescent(&self) -> Result<(), String> {
-        check_pages(self.pages())
+        page_index::check(self.pages(), |page| {
+            page.is_writeback() || page.is_evicted()
+        })
     }
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::{PageData, SECTORS_PER_PAGE};
-use crate::baseline::Device;
+use crate::Device;
 
 /// How a transfer's latency is spent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub fn device_time() -> Duration {
 }
 
 /// Runs `f`, adding its time to this thread's [`device_time`].
-fn timed<R>(f: impl FnOnce() -> R) -> R {
+pub(super) fn timed<R>(f: impl FnOnce() -> R) -> R {
     let start = Instant::now();
     let result = f();
     DEVICE_TIME.with(|t| t.set(t.get() + start.elapsed()));
@@ -197,5 +197,35 @@ impl Device<PageData> for SimDevice {
                 self.store(first + i as u64, version);
             }
         });
+    }
+}
+
+impl super::Disk for SimDevice {
+    fn sectors(&self) -> u64 {
+        SimDevice::sectors(self)
+    }
+
+    fn sector_size(&self) -> u64 {
+        SimDevice::sector_size(self)
+    }
+
+    fn read_sectors(&self, sectors: core::ops::Range<u64>) -> Vec<u64> {
+        SimDevice::read_sectors(self, sectors)
+    }
+
+    fn write_sectors(&self, sectors: core::ops::Range<u64>, version: u64) {
+        SimDevice::write_sectors(self, sectors, version)
+    }
+
+    fn edit(&self, sectors: core::ops::Range<u64>, version: u64) {
+        SimDevice::edit(self, sectors, version)
+    }
+
+    fn check(&self, sectors: core::ops::Range<u64>) -> Vec<u64> {
+        sectors.map(|s| self.sector(s)).collect()
+    }
+
+    fn quiet(&self) {
+        SimDevice::quiet(self)
     }
 }

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use super::workload::{self, Latency, LatencyMode, Role, RoleSpec, Strategy, Workload, SCENARIOS};
 use super::*;
-use crate::lock::LockMode;
-use crate::mapping::{DirectIoKind, Mapping, MappingError};
+use rangelock::lock::LockMode;
+use rangelock::mapping::{DirectIoKind, Mapping, MappingError};
 
 /// The interval lock is a correct range lock: overlapping Exclusive requests exclude
 /// each other, disjoint ones and overlapping Shared ones do not, and a Shared request
@@ -147,10 +147,12 @@ fn contract(cache: &dyn PageCache<u64>) {
     let name = cache.strategy();
     assert_eq!(cache.set_size(8 * 4096), 8 * 4096);
     // Faults fill from the device; past the end of file they are refused.
-    assert_eq!(*cache.fault(2, &dev).unwrap().lock(), 1002, "{name}");
+    let mut seen = 0;
+    cache.fault(2, &dev, &mut |data| seen = *data).unwrap();
+    assert_eq!(seen, 1002, "{name}");
     assert!(
         matches!(
-            cache.fault(8, &dev),
+            cache.fault(8, &dev, &mut |_| {}),
             Err(MappingError::BeyondEof { index: 8, .. })
         ),
         "{name}"
@@ -203,7 +205,10 @@ fn contract(cache: &dyn PageCache<u64>) {
         "{name}"
     );
     assert!(
-        matches!(cache.fault(7, &dev), Err(MappingError::BeyondEof { .. })),
+        matches!(
+            cache.fault(7, &dev, &mut |_| {}),
+            Err(MappingError::BeyondEof { .. })
+        ),
         "{name}"
     );
     // Bad input is refused, not a panic.
@@ -504,6 +509,7 @@ fn compared_caches() -> Vec<Box<dyn PageCache<u64>>> {
         Box::new(RwLockMapping::<u64>::new()),
         Box::new(TwoStateMapping::<u64>::new()),
         Box::new(IntervalMapping::<u64>::new()),
+        Box::new(DioCountMapping::<u64>::new()),
     ]
 }
 
@@ -577,7 +583,7 @@ fn readahead_of_cached_pages_does_not_wait_for_direct_io() {
         let dev = LogDevice::default();
         cache.set_size(8 * 4096);
         for i in 0..8 {
-            cache.fault(i, &dev).unwrap();
+            cache.fault(i, &dev, &mut |_| {}).unwrap();
         }
         let (in_io, open, done) = (
             AtomicBool::new(false),

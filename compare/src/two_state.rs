@@ -113,7 +113,7 @@ impl TwoStateLock {
             if let Some(guard) = self.try_lock(state) {
                 return guard;
             }
-            sleepers = sync::wait_until(&self.wake, sleepers, None).0;
+            sleepers = sync::wait(&self.wake, sleepers);
         }
     }
 

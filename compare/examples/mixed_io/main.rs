@@ -8,14 +8,17 @@
 //! cargo run --release --example mixed_io -- --scenario a,b,c,d --threads 1,2,4,8,16 --svg scaling.svg
 //! cargo run --release --example mixed_io -- --scenario a --io-bytes 4194304 --hit-ratio 0.5
 //! cargo run --release --example mixed_io -- --scenario d --spin --latency-us 5
+//! cargo run --release --example mixed_io -- --device file:target/mixed_io.dev
 //! ```
 //!
-//! `--io-bytes` sets every direct IO and hole punch (the file and its regions grow to fit
+//! `--device file:PATH` runs on a real file opened with `O_DIRECT` (created, sized and
+//! removed by each run; a file system that refuses `O_DIRECT`, such as tmpfs, is an error
+//! that names a directory that works), `--io-bytes` sets every direct IO and hole punch (the file and its regions grow to fit
 //! them), `--hit-ratio` the share of reads that find their page cached, `--latency-us`
 //! the device's time per transfer (plus 200 µs per MiB), `--spin` makes the device spin
 //! instead of sleep.
 //!
-//! Each scenario (see `rangelock::baseline::workload` for what each does and why) runs
+//! Each scenario (see `rangelock_compare::workload` for what each does and why) runs
 //! against each strategy for `--duration` seconds, with the consistency oracle checking
 //! every read. Columns: completed calls per second (all operations), the ratio to the
 //! whole-file rw lock at the same thread count, the 99th percentile latency of all
@@ -31,7 +34,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rangelock::baseline::workload::{self, empty_file_sweep, Report, Strategy, SCENARIOS};
+use rangelock_compare::workload::{self, empty_file_sweep, Report, Strategy, SCENARIOS};
 
 mod plot;
 
@@ -79,11 +82,13 @@ struct Options {
     hit_ratio: Option<f64>,
     latency_us: Option<f64>,
     spin: bool,
+    /// `--device file:PATH`: a real file with O_DIRECT instead of the simulated device.
+    device: workload::DeviceSpec,
 }
 
 const USAGE: &str = "usage: mixed_io [--json] [--scenario a,b,..] [--threads 1,2,..] \
-[--duration SECONDS] [--strategy rangelock,rwlock,two-state,interval,naive] [--svg FILE] \
-[--io-bytes N] [--hit-ratio F] [--latency-us US] [--spin]";
+[--duration SECONDS] [--strategy rangelock,rwlock,two-state,interval,dio-count,naive] [--svg FILE] \
+[--io-bytes N] [--hit-ratio F] [--latency-us US] [--spin] [--device sim|file:PATH]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
@@ -97,6 +102,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         hit_ratio: None,
         latency_us: None,
         spin: false,
+        device: workload::DeviceSpec::Simulated,
     };
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
@@ -161,6 +167,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 };
             }
             "--spin" => options.spin = true,
+            "--device" => options.device = workload::DeviceSpec::parse(&value()?)?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -288,7 +295,7 @@ fn run(options: &Options) -> Result<Vec<Row>, String> {
                         .workload(threads, options.duration)
                         .expect("not the sweep"),
                 );
-                let report = workload::run(strategy.build().as_ref(), &work)?;
+                let report = workload::run_on(strategy.build().as_ref(), &work, &options.device)?;
                 rows.push(workload_row(scenario.name, report));
             }
         }
@@ -461,6 +468,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let workload::DeviceSpec::File(path) = &options.device {
+        // Opened once before the runs: a refused O_DIRECT fails here, and the disk's own
+        // latency is stated beside the table.
+        match workload::FileDevice::create(path, 4096, 4096) {
+            Ok(device) => eprintln!(
+                "device: {} with O_DIRECT, median 4 KiB read {:.0} us",
+                path.display(),
+                device.latency(400).as_secs_f64() * 1e6
+            ),
+            Err(message) => {
+                eprintln!("mixed_io: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let rows = match run(&options) {
         Ok(rows) => rows,
         Err(message) => {

@@ -6,7 +6,7 @@
 //! | `xarray_*`      | [`XArray::lock_range`] on an `XArray<u64>` (the page-cache use)      |
 //! | `range_lock*`   | [`RangeLock::lock`] (the same protocol over a tree of its own)       |
 //! | `interval_lock*`| one `Mutex` around a `BTreeMap` of granted ranges, a `Condvar` for   |
-//! |                 | waiters, FIFO among conflicting requests (`rangelock::baseline::IntervalLock`) |
+//! |                 | waiters, FIFO among conflicting requests (`rangelock_compare::IntervalLock`) |
 //! | `rwlock`        | `std::sync::RwLock<()>`: the floor for locking everything            |
 //!
 //! Each iteration is one lock plus its unlock (dropping the guard), so criterion's time
@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use rangelock::{Entry, LockMode, RangeLock, XArray};
 
-use rangelock::baseline::IntervalLock;
+use rangelock_compare::IntervalLock;
 
 /// The index of `one_index`: inside the first leaf, not at its edge.
 const ONE: u64 = 37;
@@ -454,7 +454,7 @@ criterion_group! {
 }
 
 /// `criterion_main!`, with the bytes table first (the interval lock is checked by the
-/// unit tests of `rangelock::baseline`).
+/// unit tests of `rangelock_compare`).
 fn main() {
     bytes_table();
     benches();

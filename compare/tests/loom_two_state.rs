@@ -1,5 +1,5 @@
-//! Loom model of the comparison's two-state lock (`src/baseline/two_state.rs`, built
-//! alone under loom as `rangelock::two_state`): each state shared among its own holders
+//! Loom model of the comparison's two-state lock (`compare/src/two_state.rs`, built
+//! alone under loom as `rangelock_compare::two_state`): each state shared among its own holders
 //! and exclusive with the other, and no lost wake-up (a sleeper that missed its wake-up
 //! is a loom deadlock).
 //!
@@ -10,12 +10,12 @@
 
 #![cfg(loom)]
 
-#[path = "support/loom_harness.rs"]
+#[path = "../../tests/support/loom_harness.rs"]
 mod loom_harness;
 
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
-use rangelock::two_state::{TwoState, TwoStateLock};
+use rangelock_compare::two_state::{TwoState, TwoStateLock};
 
 use loom_harness::model_reaching;
 
@@ -62,7 +62,7 @@ fn two_state_excludes_the_other_state_and_wakes_its_sleepers() {
 
 // Mutation checks, done by hand (`LOOM_MAX_PREEMPTIONS=2`), each failing as it must:
 //
-// | mutation (src/baseline/two_state.rs)                         | how the model fails |
+// | mutation (compare/src/two_state.rs)                         | how the model fails |
 // |--------------------------------------------------------------|---------------------|
 // | the last release notifies without taking the sleepers' mutex | loom: deadlock (a lost wake-up) |
 // | `try_lock` joins whatever state is held                      | "add held beside block" |

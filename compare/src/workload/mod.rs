@@ -33,6 +33,8 @@
 //! order, and the oracle would report it.
 
 mod device;
+mod disk;
+mod file_device;
 pub mod oracle;
 mod scenario;
 mod stats;
@@ -42,10 +44,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
-use crate::baseline::PageCache;
-use crate::mapping::{DirectIoKind, MappingError};
+use crate::PageCache;
+use rangelock::mapping::{DirectIoKind, MappingError};
 
 pub use device::{device_time, Latency, LatencyMode, SimDevice};
+pub use disk::{DeviceSpec, Disk};
+pub use file_device::{direct_io_dir, FileDevice};
 pub use oracle::Oracle;
 pub use scenario::{empty_file_sweep, Scenario, Strategy, SweepRow, SCENARIOS};
 pub use stats::{Histogram, OpStats};
@@ -348,7 +352,7 @@ struct ThreadResult {
 /// The shared state of a run.
 struct Run<'a> {
     cache: &'a dyn PageCache<PageData>,
-    device: &'a SimDevice,
+    device: &'a dyn Disk,
     oracle: &'a Oracle,
     file_bytes: u64,
     page_size: u64,
@@ -505,9 +509,7 @@ impl Worker<'_> {
             if buffered {
                 cache.read(index, device, &mut |data| seen = *data)
             } else {
-                let page = cache.fault(index, device)?;
-                seen = page.read(|data| *data);
-                Ok(())
+                cache.fault(index, device, &mut |data| seen = *data)
             }
         });
         if done {
@@ -639,11 +641,14 @@ impl Worker<'_> {
             return;
         };
         self.result.fsync_checks += 1;
-        let device = self.run.device;
+        // What the device holds, read back (on a file device, with O_DIRECT: the disk's
+        // contents, not the kernel's page cache nor anything this program recorded).
+        let on_disk = self.run.device.check(sectors.clone());
         self.result.fsync_lost += sectors
             .zip(floors)
-            .filter(|(s, _)| !edited.iter().any(|r| r.contains(s)))
-            .filter(|&(s, floor)| device.sector(s) < floor)
+            .zip(on_disk)
+            .filter(|((s, _), _)| !edited.iter().any(|r| r.contains(s)))
+            .filter(|&((_, floor), held)| held < floor)
             .count() as u64;
     }
 
@@ -695,17 +700,29 @@ impl Worker<'_> {
     }
 }
 
-/// Runs `workload` against `cache` (an empty file: the driver sizes it) and reports.
+/// Runs `workload` against `cache` (an empty file: the driver sizes it) on the simulated
+/// device and reports.
 pub fn run(cache: &dyn PageCache<PageData>, workload: &Workload) -> Result<Report, String> {
+    run_on(cache, workload, &DeviceSpec::Simulated)
+}
+
+/// [`run`] on the device `spec` names (a file device is created for the run and removed
+/// after it).
+pub fn run_on(
+    cache: &dyn PageCache<PageData>,
+    workload: &Workload,
+    spec: &DeviceSpec,
+) -> Result<Report, String> {
     let page_size = cache.page_size();
     workload.validate(page_size)?;
-    let device = SimDevice::new(workload.file_pages, page_size, workload.latency);
+    let device = spec.open(workload.file_pages, page_size, workload.latency)?;
+    let device = device.as_ref();
     let oracle = Oracle::new(device.sectors());
     let file_bytes = workload.file_pages * page_size;
     cache.set_size(file_bytes);
     let run = Run {
         cache,
-        device: &device,
+        device,
         oracle: &oracle,
         file_bytes,
         page_size,
@@ -814,15 +831,22 @@ fn final_check(run: &Run<'_>, errors: &mut Vec<String>) -> u64 {
     if let Err(error) = run.cache.writeback(0..=u64::MAX, run.device) {
         errors.push(format!("final write-back: {error}"));
     }
-    let lost = (0..run.oracle.sectors())
-        .filter(|&s| run.device.sector(s) < run.oracle.floor(s))
+    let on_disk = run.device.check(0..run.oracle.sectors());
+    let lost = on_disk
+        .iter()
+        .enumerate()
+        .filter(|&(s, &held)| held < run.oracle.floor(s as u64))
         .count() as u64;
     let pages = run.file_bytes / run.page_size;
     for index in 0..pages {
-        if let Ok(page) = run.cache.fault(index, run.device) {
+        let mut cached = PageData::default();
+        if run
+            .cache
+            .fault(index, run.device, &mut |data| cached = *data)
+            .is_ok()
+        {
             let first = index * SECTORS_PER_PAGE as u64;
-            let cached = page.read(|data| *data);
-            let on_disk: PageData = core::array::from_fn(|i| run.device.sector(first + i as u64));
+            let on_disk: PageData = core::array::from_fn(|i| on_disk[first as usize + i]);
             if cached != on_disk && errors.len() < 16 {
                 errors.push(format!(
                     "page {index}: cached {cached:?}, device {on_disk:?}"

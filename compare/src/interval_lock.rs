@@ -25,14 +25,14 @@
 //!
 //! It is the `interval` strategy of the comparison (as a [`FileLock`]: page creation
 //! Exclusive, direct IO Shared, edits Exclusive, over their pages) and the peer of
-//! `benches/range_lock.rs`.
+//! `compare/benches/range_lock.rs`.
 
 use core::ops::RangeInclusive;
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::file_lock::{Access, FileLock};
-use crate::lock::LockMode;
+use rangelock::lock::LockMode;
 
 /// A requested or granted range `[start, end]` (inclusive).
 #[derive(Clone, Copy, Debug)]
