@@ -29,7 +29,9 @@ mod imp {
     pub(crate) use std::thread_local;
 
     pub(crate) mod atomic {
-        pub(crate) use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+        pub(crate) use std::sync::atomic::{
+            AtomicI64, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+        };
     }
 
     /// `std::cell::UnsafeCell` with loom's closure-based access API.
@@ -108,5 +110,80 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// A spin lock in one word: bit 0 is the lock, the other bits belong to the owner of
+/// the word (a node keeps its `OBSOLETE` flag there). Held only for a few dozen
+/// instructions, never across user code, IO or a wait; a waiter spins briefly and then
+/// yields its time slice (on a machine with fewer cores than threads, the holder may be
+/// descheduled). Under loom every failed attempt yields, which is what loom needs to
+/// explore a spin loop.
+pub(crate) struct SpinLock<'a>(&'a atomic::AtomicU32);
+
+/// The lock bit of a [`SpinLock`] word.
+pub(crate) const SPIN_LOCKED: u32 = 1;
+
+impl<'a> SpinLock<'a> {
+    /// Locks `word` (waiting as long as it takes) and returns the bits it held besides
+    /// the lock bit.
+    #[inline]
+    pub(crate) fn lock(word: &'a atomic::AtomicU32) -> (SpinLock<'a>, u32) {
+        let mut current = word.load(atomic::Ordering::Relaxed);
+        let mut spins = 0u32;
+        loop {
+            if current & SPIN_LOCKED == 0 {
+                match word.compare_exchange_weak(
+                    current,
+                    current | SPIN_LOCKED,
+                    atomic::Ordering::Acquire,
+                    atomic::Ordering::Relaxed,
+                ) {
+                    Ok(_) => return (SpinLock(word), current),
+                    Err(now) => current = now,
+                }
+                continue;
+            }
+            spin_wait(&mut spins);
+            current = word.load(atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Keeps the word locked past this guard's life: the owner unlocks it later with
+    /// [`spin_unlock`] (a cursor that holds a lock across calls).
+    pub(crate) fn keep(self) {
+        core::mem::forget(self);
+    }
+}
+
+/// Unlocks a word locked with [`SpinLock::lock`] and [`SpinLock::keep`].
+#[inline]
+pub(crate) fn spin_unlock(word: &atomic::AtomicU32) {
+    word.fetch_and(!SPIN_LOCKED, atomic::Ordering::Release);
+}
+
+impl Drop for SpinLock<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.fetch_and(!SPIN_LOCKED, atomic::Ordering::Release);
+    }
+}
+
+/// One round of waiting in a spin loop: a CPU pause for the first rounds, then a yield.
+#[inline]
+pub(crate) fn spin_wait(spins: &mut u32) {
+    #[cfg(loom)]
+    {
+        let _ = spins;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        *spins += 1;
+        if *spins < 64 {
+            core::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
     }
 }

@@ -145,7 +145,9 @@ fn until_records(table: &WaitTable, n: usize) {
 /// H holds a Shared entry; X queues Exclusive in its middle, S queues Shared behind X at
 /// its start; H's recursive Shared lock splits the entry (everyone re-queues) and X ends
 /// up under another piece. S may then join H's Shared hold: it must be woken for it
-/// rather than sleep until the entry drains.
+/// rather than sleep until the entry drains. (H's lock of `0..=4095` is a lock record in
+/// the head; X's wait moves it into a root node of sixteen entries of 64 indices, so X
+/// waits on the entry `64..=127`, and S and H's second lock take `64..=95` of it.)
 #[test]
 fn a_shared_waiter_is_not_stranded_when_the_exclusive_one_moves_on() {
     let rounds = if cfg!(miri) { 1 } else { 30 };
@@ -161,11 +163,11 @@ fn a_shared_waiter_is_not_stranded_when_the_exclusive_one_moves_on() {
             let shared = s.spawn(|| {
                 // A generous bound: a stranded waiter sleeps until H drops, i.e. forever
                 // here, so any finite timeout tells the two apart.
-                xa.lock_range_timeout(0..=63, LockMode::Shared, Duration::from_secs(20))
+                xa.lock_range_timeout(64..=95, LockMode::Shared, Duration::from_secs(20))
                     .map(drop)
             });
             until_records(&table, 2);
-            let again = xa.lock_range(0..=63, LockMode::Shared).unwrap();
+            let again = xa.lock_range(64..=95, LockMode::Shared).unwrap();
             assert_eq!(
                 shared.join().unwrap(),
                 Ok(()),

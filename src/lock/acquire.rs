@@ -3,14 +3,14 @@
 use core::ops::RangeBounds;
 use std::time::{Duration, Instant};
 
-use super::claim::{self, Claim, Step};
+use super::claim::{Claim, Step};
 use super::error::LockError;
 use super::guard::RangeGuard;
+use super::lock_cursor::LockCursor;
 use super::wait_table::{WaitTable, Wants};
 use super::{held, LockMode};
 use crate::sync::atomic::Ordering;
 use crate::sync::ItemArc as Arc;
-use crate::xarray::cursor::WriteCursor;
 use crate::xarray::entry::{self, Kind, EMPTY};
 use crate::xarray::lock_word::LockState;
 use crate::xarray::span::{self, Inclusive};
@@ -179,9 +179,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         loop {
             let found = self.find_word(&guard, from, last, None)?;
             if entry::kind(found.word) == Kind::Lock && LockState::of(found.word).pending {
-                return Some(found.block.first.max(from));
+                return Some(found.first.max(from));
             }
-            from = found.block.last().checked_add(1)?;
+            from = found.last.checked_add(1)?;
             if from > last {
                 return None;
             }
@@ -206,15 +206,33 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         mode: LockMode,
         patience: Patience,
     ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
-        if range.first == 0 && range.last == u64::MAX {
-            // The fast path: an empty tree's head becomes the lock entry, no write lock.
-            let word = LockState::single(mode).word();
-            if self
-                .head
-                .compare_exchange(EMPTY, word, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Ok(RangeGuard::new(self, 0, u64::MAX, mode, Vec::new()));
+        // The fast path: an empty tree's head becomes the lock entry (the whole range)
+        // or a lock record with the range's bounds, by one compare-exchange.
+        if self.head.load(Ordering::Relaxed) == EMPTY {
+            let single = LockState::single(mode).word();
+            if range.first == 0 && range.last == u64::MAX {
+                if self
+                    .head
+                    .compare_exchange(EMPTY, single, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(RangeGuard::new(self, 0, u64::MAX, mode, Vec::new()));
+                }
+            } else {
+                let record = self.records().alloc(range.first, range.last, single);
+                if self
+                    .head
+                    .compare_exchange(
+                        EMPTY,
+                        entry::record_word(record),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    return Ok(RangeGuard::new(self, range.first, range.last, mode, Vec::new()));
+                }
+                self.records().free(record);
             }
         }
         self.acquire_slow(range, mode, patience)
@@ -250,49 +268,51 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         if let Some(index) = self.self_conflict(c.first, c.last, c.mode) {
             return Err(LockError::WouldDeadlock { index });
         }
-        let table = self.wait_table();
-        // The key of this acquisition's record while it is in the table.
-        let mut registered: Option<u64> = None;
+        let mut lc = LockCursor::new(self);
+        let table = lc.table;
         // The key where this acquisition last waited: others may defer to it there.
         let mut queued: Option<u64> = None;
+        // The key of this acquisition's record while it is in the table.
+        let mut registered: Option<u64> = None;
         loop {
-            let mut cursor = WriteCursor::new(self);
+            // This acquisition's record stays queued while it walks: an entry reserved for
+            // it stays reserved (a newcomer would find no waiter and take it), and the
+            // walk defers only to records older than its own. It leaves the queue after
+            // the walk, with the entry it stopped at still locked (if it stopped).
             let left = registered.take();
+            let step = lc.claim(c);
             if let (Some(base), Some(seq)) = (left, c.seq) {
                 table.remove(tree, base, seq);
             }
-            let step = claim::claim(&mut cursor, table, c);
-            if let Some(base) = left {
-                // After the walk, so that a reservation this walk took is not woken for.
-                claim::settle(&mut cursor, table, base);
-            }
-            let (index, base, slot, word) = match step {
+            let (index, e) = match step {
                 Step::Done => {
-                    if c.seal {
-                        claim::mark_pending(&mut cursor, c);
-                    } else if c.pending > 0 {
-                        claim::clear_pending(&mut cursor, table, c);
+                    lc.cursor.unlock();
+                    if let Some(base) = left {
+                        lc.settle(base);
+                    }
+                    if !c.seal {
+                        lc.clear_pending(c);
                     }
                     return Ok(None);
                 }
                 Step::Hit(item) => {
-                    if let Some(base) = queued {
-                        claim::depart(&mut cursor, table, base);
+                    lc.cursor.unlock();
+                    if let Some(base) = left {
+                        lc.settle(base);
                     }
-                    claim::rollback(&mut cursor, table, c);
+                    if let Some(base) = queued {
+                        lc.depart(base);
+                    }
+                    lc.rollback(c);
                     return Ok(Some(item));
                 }
-                Step::Blocked {
-                    index,
-                    base,
-                    slot,
-                    word,
-                } => (index, base, slot, word),
+                Step::Blocked { index, entry } => (index, entry),
             };
             let failure = match held::mode_at(tree, index) {
                 // A pending entry has one holder; if this thread holds the index, it is
-                // that holder (a sealed guard of its own).
-                Some(mine) if !mine.is_compatible(c.mode) || LockState::of(word).pending => {
+                // that holder (a sealed guard of its own). Refused before the claim
+                // started (`self_conflict`); kept as a guard against a wait for itself.
+                Some(mine) if !mine.is_compatible(c.mode) || e.lock_state().pending => {
                     Some(LockError::WouldDeadlock { index })
                 }
                 _ => match patience {
@@ -304,30 +324,44 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
                 },
             };
             if let Some(error) = failure {
-                if let Some(base) = queued {
-                    claim::depart(&mut cursor, table, base);
+                lc.cursor.unlock();
+                if let Some(base) = left {
+                    lc.settle(base);
                 }
-                claim::rollback(&mut cursor, table, c);
+                if let Some(base) = queued {
+                    lc.depart(base);
+                }
+                lc.rollback(c);
                 return Err(error);
             }
-            if !claim::set_waiters(&mut cursor, slot, word) {
-                continue; // the head changed under the fast path: look again
+            if !lc.set_waiters(&e) {
+                // The head changed under a fast path: look again.
+                lc.cursor.unlock();
+                if let Some(base) = left {
+                    lc.settle(base);
+                }
+                continue;
             }
+            // Register while the entry's owner is locked: its releaser, which needs that
+            // lock, sees the `waiters` flag and then this record.
+            let base = e.first;
             let seq = *c.seq.get_or_insert_with(|| table.next_seq());
             table.register(tree, base, Wants::Acquire(c.mode), seq);
-            claim::mark_pending(&mut cursor, c);
             registered = Some(base);
             queued = Some(base);
-            drop(cursor);
+            lc.cursor.unlock();
+            if let Some(left) = left {
+                // After this walk, so that a reservation it took is not woken for.
+                lc.settle(left);
+            }
             let deadline = match patience {
                 Patience::Until(deadline) => Some(deadline),
                 _ => None,
             };
             if !table.wait(tree, base, seq, deadline) {
-                let mut cursor = WriteCursor::new(self);
                 table.remove(tree, base, seq);
-                claim::depart(&mut cursor, table, base);
-                claim::rollback(&mut cursor, table, c);
+                lc.depart(base);
+                lc.rollback(c);
                 return Err(LockError::TimedOut);
             }
         }

@@ -1,7 +1,8 @@
 //! Lookups that wait for lock entries: `load_wait` and the fill protocol `get_or_fill`.
 
 use super::acquire::Patience;
-use super::claim::{self, Claim};
+use super::claim::Claim;
+use super::lock_cursor::LockCursor;
 use super::error::{FillError, LockError};
 use super::guard::RangeGuard;
 use super::held;
@@ -9,9 +10,6 @@ use super::wait_table::Wants;
 use super::LockMode;
 use crate::sync::atomic::Ordering;
 use crate::sync::ItemArc as Arc;
-use crate::xarray::cursor::WriteCursor;
-use crate::xarray::entry::{self, Kind};
-use crate::xarray::lock_word::LockState;
 use crate::xarray::span::Inclusive;
 use crate::xarray::{Entry, XArray};
 
@@ -33,34 +31,41 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// Waits until the lock entry at `index` (if there still is one) changes.
     fn wait_unlocked(&self, index: u64) -> Result<(), LockError> {
         let tree = self.id;
-        let mut cursor = WriteCursor::new(self);
-        let (found, entry) = claim::entry_at(&mut cursor, index);
-        if !matches!(entry, Entry::Locked { .. }) {
+        let mut lc = LockCursor::new(self);
+        loop {
+            let at = lc.cursor.lock_at(index, 0);
+            let Some(e) = LockCursor::<T, SLOTS>::entry(&at).filter(|e| e.first <= index && index <= e.last)
+            else {
+                return Ok(());
+            };
+            if held::mode_at(tree, index).is_some() {
+                return Err(LockError::WouldDeadlock { index });
+            }
+            if e.is_head_record() {
+                // A head record carries no flags: move it into a root node first.
+                lc.push_down(&at, index);
+                continue;
+            }
+            if !lc.set_waiters(&e) {
+                return Ok(()); // it changed already
+            }
+            self.watch(lc, e.first);
             return Ok(());
         }
-        if held::mode_at(tree, index).is_some() {
-            return Err(LockError::WouldDeadlock { index });
-        }
-        if !claim::set_waiters(&mut cursor, found.slot, found.word) {
-            return Ok(()); // it changed already
-        }
-        let (base, _) = claim::region(&found, index);
-        self.watch(cursor, base);
-        Ok(())
     }
 
     /// Queues a watcher on the lock entry based at `base` (whose `waiters` flag the
-    /// caller set under `cursor`), lets go of the write lock, sleeps until the entry
-    /// changes in a way watchers are woken for, and leaves the queue. Registering under
-    /// the lock that the waker also holds is what rules out a lost wake-up.
-    fn watch(&self, cursor: WriteCursor<'_, T, SLOTS>, base: u64) {
-        let table = self.wait_table();
+    /// caller set with the entry's owner locked in `lc`), lets go of the lock, sleeps
+    /// until the entry changes in a way watchers are woken for, and leaves the queue.
+    /// Registering under the lock that the waker also holds is what rules out a lost
+    /// wake-up.
+    fn watch(&self, mut lc: LockCursor<'_, T, SLOTS>, base: u64) {
+        let table = lc.table;
         let tree = self.id;
         let seq = table.next_seq();
         table.register(tree, base, Wants::Watch, seq);
-        drop(cursor);
+        lc.cursor.unlock();
         table.wait(tree, base, seq, None);
-        let _cursor = WriteCursor::new(self);
         table.remove(tree, base, seq);
     }
 
@@ -150,16 +155,10 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// that holds any range of this tree gets [`LockError::WouldDeadlock`] instead of
     /// sleeping: the pending entry's owner may be queued on that very range.
     pub(crate) fn wait_sealed(&self, range: Inclusive) -> Result<(), LockError> {
-        // The common case in O(1): nothing pending anywhere. Read under the write lock,
-        // which every pending mark is set and counted under in one critical section, so
-        // an eviction that the caller's pass already saw (a page gone from the tree) is
-        // counted here.
-        if WriteCursor::new(self)
-            .tree()
-            .pending_claims
-            .load(Ordering::Relaxed)
-            == 0
-        {
+        // The common case in O(1): nothing pending anywhere. Every pending entry is
+        // counted before it is stored, so an eviction that the caller's pass already saw
+        // (a page gone from the tree) is counted here.
+        if self.pending_claims.load(Ordering::SeqCst) == 0 {
             return Ok(());
         }
         let tree = self.id;
@@ -173,24 +172,25 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
                 return Ok(());
             };
             let index = (*span.start()).max(from);
-            let mut cursor = WriteCursor::new(self);
-            let found = cursor.locate(index, 0);
-            let (base, end) = claim::region(&found, index);
-            if entry::kind(found.word) != Kind::Lock || !LockState::of(found.word).pending {
+            let mut lc = LockCursor::new(self);
+            let at = lc.cursor.lock_at(index, 0);
+            let pending = LockCursor::<T, SLOTS>::entry(&at).filter(|e| e.lock_state().pending);
+            let end = pending.map_or(at.last, |e| e.last);
+            let Some(e) = pending else {
                 // Not (or no longer) pending: go on after it.
                 if end >= range.last {
                     return Ok(());
                 }
                 from = end + 1;
                 continue 'scan;
-            }
+            };
             if held::holds_any(tree) {
                 return Err(LockError::WouldDeadlock { index });
             }
-            if !claim::set_waiters(&mut cursor, found.slot, found.word) {
+            if !lc.set_waiters(&e) {
                 continue 'scan; // it changed already: look again
             }
-            self.watch(cursor, base);
+            self.watch(lc, e.first);
             // Each entry is waited for once: a hand-off sealed there after this one
             // started after the call (waiting for it too could go on for ever).
             if end >= range.last {

@@ -6,12 +6,13 @@ use core::ops::RangeInclusive;
 
 use super::error::PublishError;
 use super::evicted::Evicted;
-use super::{claim, held, LockMode};
+use super::lock_cursor::LockCursor;
+use super::{held, LockMode};
 use crate::sync::atomic::Ordering;
 use crate::sync::ItemArc as Arc;
-use crate::xarray::cursor::WriteCursor;
-use crate::xarray::entry::EMPTY;
+use crate::xarray::entry::{self, EMPTY};
 use crate::xarray::lock_word::LockState;
+use crate::xarray::record::LockRecord;
 use crate::xarray::span::Block;
 use crate::xarray::XArray;
 
@@ -42,18 +43,33 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
         self.first == 0 && self.last == u64::MAX
     }
 
-    /// Gives the range back: one compare-exchange for a sole whole-range holder of the
-    /// head, else a walk under the write lock.
+    /// Gives the range back: one compare-exchange of the head for an entry there that
+    /// is the tree's only one (a whole-range entry with one holder, or a lock record),
+    /// else a walk.
     #[inline]
     fn release(self) {
-        if self.is_whole() && self.sealed.is_empty() {
-            let mine = LockState::single(self.mode).word();
-            if self
-                .xa
-                .head
-                .compare_exchange(mine, EMPTY, Ordering::Release, Ordering::Relaxed)
-                .is_ok()
+        if self.sealed.is_empty() && !self.restore {
+            let head = self.xa.head.load(Ordering::Acquire);
+            let ours = if self.is_whole() {
+                head == LockState::single(self.mode).word()
+            } else {
+                // A record in the head is the tree's only entry; this guard holds its
+                // range, so the record is this guard's (see `xarray/record.rs`). A busy
+                // one is being moved into a root node: the walk finds it there.
+                entry::is_record(head) && !entry::is_busy(head)
+            };
+            if ours
+                && self
+                    .xa
+                    .head
+                    .compare_exchange(head, EMPTY, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
             {
+                if entry::is_record(head) {
+                    self.xa
+                        .records()
+                        .free(entry::word_record::<LockRecord>(head));
+                }
                 return;
             }
         }
@@ -62,16 +78,23 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
 
     #[inline(never)]
     fn release_slow(mut self) {
-        let mut cursor = WriteCursor::new(self.xa);
-        if !self.sealed.is_empty() {
-            claim::pending_closed(&cursor);
-        }
+        let mut lc = LockCursor::new(self.xa);
         if self.restore && !self.evicted.is_empty() {
             let evicted = core::mem::take(&mut self.evicted);
-            claim::restore(&mut cursor, self.xa.wait_table(), evicted);
+            lc.release_restoring(self.first, self.last, evicted);
+            if !self.sealed.is_empty() {
+                lc.pending_closed();
+            }
             return;
         }
-        claim::release(&mut cursor, self.xa.wait_table(), self.first, self.last);
+        if !self.sealed.is_empty() {
+            // Released unopened: the entries go with the rest of the range, then the
+            // count of pending acquisitions drops.
+            lc.release(self.first, self.last);
+            lc.pending_closed();
+            return;
+        }
+        lc.release(self.first, self.last);
     }
 
     fn downgrade(&mut self) {
@@ -91,8 +114,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
                 return;
             }
         }
-        let mut cursor = WriteCursor::new(self.xa);
-        claim::downgrade(&mut cursor, self.xa.wait_table(), self.first, self.last);
+        LockCursor::new(self.xa).downgrade(self.first, self.last);
     }
 }
 
@@ -189,9 +211,9 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
         }
         let blocks = core::mem::take(&mut h.sealed);
         held::set_sealed(h.tree(), h.first, h.last, h.mode, false);
-        let mut cursor = WriteCursor::new(h.xa);
-        claim::pending_closed(&cursor);
-        claim::unseal(&mut cursor, h.xa.wait_table(), blocks);
+        let mut lc = LockCursor::new(h.xa);
+        lc.unseal(blocks);
+        lc.pending_closed();
     }
 
     /// Puts `evicted` (entries this guard evicted and holds alone: Exclusive, or still
@@ -207,14 +229,13 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
                     .all(|e| h.sealed.iter().any(|b| b.first == e.block.first)),
             "restoring entries that others may share"
         );
-        // One critical section: nobody may take a restored index before the release.
-        let mut cursor = WriteCursor::new(h.xa);
-        let table = h.xa.wait_table();
+        // One ascending walk: each index is put back or released in the step that
+        // visits it, and never touched again.
+        let mut lc = LockCursor::new(h.xa);
+        lc.release_restoring(h.first, h.last, evicted);
         if !h.sealed.is_empty() {
-            claim::pending_closed(&cursor);
+            lc.pending_closed();
         }
-        claim::restore(&mut cursor, table, evicted);
-        claim::release(&mut cursor, table, h.first, h.last);
     }
 
     /// Takes the guard out of this thread's held list (it is being consumed).
@@ -265,13 +286,13 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
             h.release();
             return Err(PublishError { item });
         }
-        let mut cursor = WriteCursor::new(h.xa);
+        let mut lc = LockCursor::new(h.xa);
+        lc.publish(h.first, item);
         if !h.sealed.is_empty() {
             // A sealed one-index guard over an evicted item: its entry, pending until
-            // now, is replaced by the item.
-            claim::pending_closed(&cursor);
+            // now, was replaced by the item.
+            lc.pending_closed();
         }
-        claim::publish(&mut cursor, h.xa.wait_table(), h.first, item);
         Ok(())
     }
 

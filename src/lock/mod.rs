@@ -44,7 +44,9 @@ mod evicted;
 mod fill;
 mod guard;
 pub(crate) mod held;
+pub(crate) mod lock_cursor;
 mod range_lock;
+mod release;
 #[cfg(test)]
 mod tests;
 pub(crate) mod wait_table;

@@ -9,13 +9,14 @@
 //! | `0`                      | empty        | none                                       |
 //! | `p....00` (`p != 0`)     | item         | `Arc::<T>::into_raw` pointer (align >= 4)  |
 //! | `v.....1`                | value        | `v` (63 bits: `0..=MAX_VALUE`)              |
-//! | `p...010`                | child node   | pointer to a `Node` (align >= 8)           |
+//! | `p..0010`                | child node   | pointer to a `Node` (align >= 16)          |
+//! | `p..1010`                | lock record  | pointer to a `LockRecord` (align >= 16)    |
 //! | `x...110`                | lock entry   | 61 bits, defined by the `lock` layer       |
 //!
 //! Reading the table from the bottom bit up: bit 0 set means a value; otherwise bit 1
-//! clear means an item (or empty, if the whole word is zero); otherwise bit 2 tells a node
-//! from a lock entry. Only the tag of the word decides its state, so no state needs a
-//! side table or an allocation.
+//! clear means an item (or empty, if the whole word is zero); otherwise bit 2 set means a
+//! lock entry, and bit 3 tells a node from a lock record. Only the tag of the word decides
+//! its state, so no state needs a side table.
 //!
 //! Lock entries carry their mode, holder count and waiter flag inline in the payload
 //! (`lock_word.rs` defines the fields; the `lock` layer defines who may change them). The
@@ -23,7 +24,10 @@
 //!
 //! A non-node word in a slot of a node with shift `s` stands for every index that slot
 //! covers (`2^s` of them): that is a *multi-index entry*. Items are always stored at a
-//! single index (shift 0); values and lock entries may cover spans.
+//! single index (shift 0); values and lock entries may cover spans. A *lock record*
+//! (`record.rs`) is the one exception: a lock entry whose exact bounds are a proper part
+//! of its slot's span, kept out of line; the rest of the slot's span is empty. Records
+//! are how a range lock over an unaligned range of an empty region costs one slot.
 
 use core::fmt;
 
@@ -36,7 +40,9 @@ pub const MAX_VALUE: u64 = u64::MAX >> 1;
 const VALUE_TAG: usize = 0b1;
 const INTERNAL_TAG: usize = 0b10;
 const INTERNAL_MASK: usize = 0b111;
-const NODE_TAG: usize = 0b010;
+const POINTER_MASK: usize = 0b1111;
+const NODE_TAG: usize = 0b0010;
+const RECORD_TAG: usize = 0b1010;
 const LOCK_TAG: usize = 0b110;
 
 /// The empty slot word.
@@ -50,6 +56,7 @@ pub(crate) enum Kind {
     Value,
     Node,
     Lock,
+    Record,
 }
 
 /// Decodes the tag of a slot word.
@@ -63,16 +70,23 @@ pub(crate) fn kind(word: usize) -> Kind {
         } else {
             Kind::Item
         }
-    } else if word & INTERNAL_MASK == NODE_TAG {
+    } else if word & INTERNAL_MASK == LOCK_TAG {
+        Kind::Lock
+    } else if word & POINTER_MASK == NODE_TAG {
         Kind::Node
     } else {
-        Kind::Lock
+        Kind::Record
     }
 }
 
 #[inline(always)]
 pub(crate) fn is_node(word: usize) -> bool {
-    word & INTERNAL_MASK == NODE_TAG
+    word & POINTER_MASK == NODE_TAG
+}
+
+#[inline(always)]
+pub(crate) fn is_record(word: usize) -> bool {
+    word & POINTER_MASK == RECORD_TAG
 }
 
 /// Encodes a value entry. The caller has checked `value <= MAX_VALUE`.
@@ -109,13 +123,45 @@ pub(crate) fn word_item<T>(word: usize) -> *const T {
 #[inline(always)]
 pub(crate) fn node_word<N>(ptr: *const N) -> usize {
     let word = ptr as usize;
-    debug_assert!(word & INTERNAL_MASK == 0);
+    debug_assert!(word & POINTER_MASK == 0);
     word | NODE_TAG
 }
 
 #[inline(always)]
 pub(crate) fn word_node<N>(word: usize) -> *const N {
-    (word & !INTERNAL_MASK) as *const N
+    (word & !POINTER_MASK) as *const N
+}
+
+/// Records are aligned to 64: bits 4 and 5 of a record word are free; bit 4 marks a
+/// *busy* head record (one that a writer under the head lock is taking apart, see
+/// `cursor.rs`), so that no fast path can take it out, and the record be reused,
+/// meanwhile.
+const RECORD_BITS: usize = 0b11_1111;
+const BUSY: usize = 0b1_0000;
+
+#[inline(always)]
+pub(crate) fn record_word<R>(ptr: *const R) -> usize {
+    let word = ptr as usize;
+    debug_assert!(word & RECORD_BITS == 0, "records are aligned to 64");
+    word | RECORD_TAG
+}
+
+#[inline(always)]
+pub(crate) fn word_record<R>(word: usize) -> *const R {
+    (word & !RECORD_BITS) as *const R
+}
+
+/// The busy form of a record word (see [`RECORD_BITS`]).
+#[inline(always)]
+pub(crate) fn busy(word: usize) -> usize {
+    debug_assert!(is_record(word));
+    word | BUSY
+}
+
+/// Whether a record word is the busy form.
+#[inline(always)]
+pub(crate) fn is_busy(word: usize) -> bool {
+    is_record(word) && word & BUSY != 0
 }
 
 /// Encodes a lock-entry payload (61 bits) into a slot word.
@@ -333,12 +379,19 @@ mod tests {
         let node = 0x1000usize as *const u64;
         let w = node_word(node);
         assert_eq!(kind(w), Kind::Node);
-        assert!(is_node(w));
+        assert!(is_node(w) && !is_record(w));
         assert_eq!(word_node::<u64>(w), node);
+        let w = record_word(node);
+        assert_eq!(kind(w), Kind::Record);
+        assert!(is_record(w) && !is_node(w) && !is_busy(w));
+        assert_eq!(word_record::<u64>(w), node);
+        let b = busy(w);
+        assert!(is_record(b) && is_busy(b) && !is_node(b));
+        assert_eq!(word_record::<u64>(b), node);
         for p in [0, 1, (1 << 61) - 1] {
             let w = lock_word(p);
             assert_eq!(kind(w), Kind::Lock);
-            assert!(!is_node(w));
+            assert!(!is_node(w) && !is_record(w));
             assert_eq!(word_lock(w), p);
         }
         let arc = Arc::new(7u8);

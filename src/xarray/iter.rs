@@ -61,20 +61,25 @@ impl<const SLOTS: usize> Scan<SLOTS> {
             let node = unsafe { &*node };
             let last = walk::node_last::<SLOTS>(base, node.shift as u32);
             if range.first <= last {
-                found = walk::find_in(
+                match walk::find_in(
                     guard,
                     node,
                     base,
                     range.first,
                     range.last.min(last),
                     self.mark,
-                );
-                if found.is_none() {
-                    if last >= range.last {
-                        self.remaining = None;
-                        return None;
+                ) {
+                    Some(Some(hit)) => found = Some(hit),
+                    Some(None) => {
+                        if last >= range.last {
+                            self.remaining = None;
+                            return None;
+                        }
+                        range.first = last + 1;
                     }
-                    range.first = last + 1;
+                    // A lock record changed into a node under the search: the walk from
+                    // the head below looks again.
+                    None => {}
                 }
             }
         }
@@ -91,15 +96,15 @@ impl<const SLOTS: usize> Scan<SLOTS> {
         if !found.node.is_null() {
             self.hint = Some((found.node, found.base));
         }
-        let last = found.block.last();
+        let last = found.last;
         self.remaining = (last < range.last).then(|| Inclusive {
             first: last + 1,
             last: range.last,
         });
         let first = if self.resumed {
-            found.block.first.max(range.first)
+            found.first.max(range.first)
         } else {
-            found.block.first
+            found.first
         };
         self.resumed = true;
         Some((first..=last, found.word))
@@ -227,6 +232,7 @@ pub(crate) unsafe fn decode_ref<'g, T>(word: usize) -> EntryRef<'g, T> {
             }
         }
         entry::Kind::Empty | entry::Kind::Node => EntryRef::Empty,
+        entry::Kind::Record => unreachable!("walks resolve lock records"),
     }
 }
 

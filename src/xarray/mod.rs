@@ -41,7 +41,9 @@ pub(crate) mod lock_word;
 #[cfg(loom)]
 mod loom_hooks;
 pub(crate) mod node;
+mod range_write;
 mod read_guard;
+pub(crate) mod record;
 pub(crate) mod span;
 pub(crate) mod tree;
 pub(crate) mod walk;

@@ -1,42 +1,50 @@
-//! Tree nodes: `SLOTS` slot words, three mark bitmaps, and how nodes are retired.
+//! Tree nodes: `SLOTS` slot words, three mark bitmaps, a lock, and how nodes are retired
+//! and recycled.
 //!
 //! # Layout
 //!
 //! A node is `SLOTS` atomic slot words (see [`entry`](super::entry)), one `u64` bitmap per
 //! mark (bit `i` set means slot `i` or something below it carries the mark), the node's
 //! `shift` (the number of index bits below it: a slot of this node covers `2^shift`
-//! indices) and `count`, the number of non-empty slots. With 64 slots that is
-//! 512 + 24 + 8 = 544 bytes, 8.5 bytes per slot.
+//! indices), `count`, the number of non-empty slots, and `lock`, a spin lock word whose
+//! bit 1 says the node is *obsolete* (unlinked). With 64 slots that is
+//! 512 + 24 + 8 = 544 bytes, 8.5 bytes per slot, aligned to 16 (bit 3 of a slot word
+//! tells a node from a lock record).
 //!
 //! # Who writes what
 //!
-//! * `slots` and `marks` are written only under the tree's write lock, read by anyone
-//!   (lock-free readers pinned in the tree's epoch, with `Acquire`).
-//! * `count` is only ever touched under the write lock, so it lives in an `UnsafeCell`
-//!   (loom checks that discipline).
+//! * `slots`, `marks` and `count` are written only by a writer that holds the node's
+//!   lock; `slots` and `marks` are read by anyone (lock-free readers pinned in the tree's
+//!   epoch, with `Acquire`), `count` only under the lock (loom checks that discipline).
+//! * A node is marked obsolete under its lock, by the writer that unlinks it, and never
+//!   changes again: a writer that walked to it without a lock finds it obsolete once it
+//!   has the lock, and starts again from the head. So a writer that holds the lock of a
+//!   node that is not obsolete writes into the live tree.
 //! * `shift` never changes after the node is published.
 //!
-//! # Retirement
+//! # Retirement and recycling
 //!
 //! A node is unlinked from the tree (one store into its parent slot or the head) and
-//! then *retired*: freed through crossbeam-epoch once every reader that might still hold
-//! a pointer to it has unpinned. After unlinking, no writer touches the node again (a
-//! writer only reaches nodes from the head), so a slow reader that still walks it sees
-//! the state the tree had when it was unlinked: an older but consistent view.
+//! then *retired*: once every reader that might still hold a pointer to it has unpinned
+//! (crossbeam-epoch), it goes to its tree's [`NodeCache`] and is reused by a later
+//! structural change, so that the nodes of a tree that keeps changing shape are not
+//! allocated again and again. After unlinking, no writer touches the node again (it is
+//! obsolete), so a slow reader that still walks it sees the state the tree had when it
+//! was unlinked: an older but consistent view.
 //!
-//! Under `cfg(loom)` a retired node is not deallocated but *poisoned* through a loom
-//! `UnsafeCell` that every reader visit touches: if a reader could visit a node after
-//! its retirement ran (an unpinned reader), loom reports the unsynchronised accesses as a
-//! causality violation instead of the test reading freed memory.
+//! Under `cfg(loom)` a retired node is *poisoned* through a loom `UnsafeCell` that every
+//! reader visit touches, and un-poisoned when it is reused: if a reader could visit a
+//! node after its retirement ran (an unpinned reader), loom reports the unsynchronised
+//! accesses as a causality violation instead of the test reading freed memory.
 
 use core::marker::PhantomData;
 
 use crossbeam_epoch::Guard;
 
 use super::entry::{self, Kind, MARK_COUNT};
-use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::ItemArc as Arc;
-use crate::sync::UnsafeCell;
+use crate::sync::{self, Mutex, SpinLock, UnsafeCell};
 
 /// Compile-time geometry of a tree with `SLOTS` slots per node.
 pub(crate) struct Geometry<const SLOTS: usize>;
@@ -104,13 +112,18 @@ impl<const SLOTS: usize> Geometry<SLOTS> {
     }
 }
 
+/// The bit of a node's lock word that says it was unlinked.
+const OBSOLETE: u32 = 2;
+
 /// One node of the tree.
-#[repr(C)]
+#[repr(C, align(16))]
 pub(crate) struct Node<const SLOTS: usize> {
     /// Index bits below this node; a leaf has shift 0.
     pub(crate) shift: u8,
-    /// Non-empty slots. Only touched under the write lock.
+    /// Non-empty slots. Only touched under the node's lock.
     count: UnsafeCell<u8>,
+    /// The node's spin lock (bit 0) and its obsolete flag (bit 1).
+    lock: AtomicU32,
     /// Per mark, one bit per slot.
     pub(crate) marks: [AtomicU64; MARK_COUNT],
     pub(crate) slots: [AtomicUsize; SLOTS],
@@ -165,11 +178,88 @@ impl<const SLOTS: usize> Node<SLOTS> {
         Box::new(Node {
             shift: 0,
             count: UnsafeCell::new(0),
+            lock: AtomicU32::new(0),
             marks: core::array::from_fn(|_| AtomicU64::new(0)),
             slots: core::array::from_fn(|_| AtomicUsize::new(entry::EMPTY)),
             liveness: UnsafeCell::new(true),
         })
     }
+
+    /// A node from `cache` (or a new one) whose in-range slots all hold `word` with the
+    /// marks in `mark_mask`, as [`Node::filled`].
+    pub(crate) fn from_cache(
+        cache: &NodeCache<SLOTS>,
+        shift: u32,
+        word: usize,
+        mark_mask: u8,
+    ) -> Box<Self> {
+        let Some(mut node) = cache.take() else {
+            return Self::filled(shift, word, mark_mask);
+        };
+        node.reset();
+        let in_range = Geometry::<SLOTS>::slots_in_range(shift);
+        let bitmap = Geometry::<SLOTS>::full_bitmap(shift);
+        node.shift = shift as u8;
+        if word != entry::EMPTY {
+            node.count = UnsafeCell::new(in_range as u8);
+            for slot in &mut node.slots[..in_range] {
+                *slot = AtomicUsize::new(word);
+            }
+            for (m, bits) in node.marks.iter_mut().enumerate() {
+                if mark_mask & (1 << m) != 0 {
+                    *bits = AtomicU64::new(bitmap);
+                }
+            }
+        }
+        node
+    }
+
+    /// Makes a recycled node a fresh empty one (shift 0, unlocked, not obsolete).
+    fn reset(&mut self) {
+        self.shift = 0;
+        self.count = UnsafeCell::new(0);
+        self.lock = AtomicU32::new(0);
+        for bits in &mut self.marks {
+            *bits = AtomicU64::new(0);
+        }
+        for slot in &mut self.slots {
+            *slot = AtomicUsize::new(entry::EMPTY);
+        }
+        #[cfg(loom)]
+        self.liveness.with_mut(|alive| {
+            // SAFETY: we own the node (`&mut self`); loom checks this write against any
+            // reader that could still visit it, which only an unpinned one could.
+            unsafe { *alive = true }
+        });
+    }
+
+    /// Takes the node's lock. `None` (and the lock is let go again) if the node is
+    /// obsolete: the caller walks again from the head.
+    #[inline]
+    pub(crate) fn lock(&self) -> Option<SpinLock<'_>> {
+        let (guard, bits) = SpinLock::lock(&self.lock);
+        (bits & OBSOLETE == 0).then_some(guard)
+    }
+
+    /// Takes the lock of a node that cannot be obsolete: one this writer has just
+    /// built and not yet published.
+    #[inline]
+    pub(crate) fn lock_new(&self) -> SpinLock<'_> {
+        SpinLock::lock(&self.lock).0
+    }
+
+    /// Marks the node obsolete (the caller holds its lock and is unlinking it).
+    pub(crate) fn make_obsolete(&self) {
+        debug_assert!(self.lock.load(Ordering::Relaxed) & crate::sync::SPIN_LOCKED != 0);
+        self.lock.fetch_or(OBSOLETE, Ordering::Relaxed);
+    }
+
+    /// Lets go of a lock taken with [`Node::lock`] or [`Node::lock_new`] and kept.
+    #[inline]
+    pub(crate) fn unlock(&self) {
+        crate::sync::spin_unlock(&self.lock);
+    }
+
 
     /// Reader-side visit hook: under loom, an access that races with retirement.
     #[inline(always)]
@@ -192,10 +282,11 @@ impl<const SLOTS: usize> Node<SLOTS> {
     /// The number of non-empty slots.
     ///
     /// # Safety
-    /// The caller holds the tree's write lock.
+    /// The caller holds the node's lock (or owns the node: not yet published, or
+    /// unreachable).
     #[inline(always)]
     pub(crate) unsafe fn count(&self) -> usize {
-        // SAFETY: the caller holds the write lock, the only context that touches count.
+        // SAFETY: the caller holds the lock, the only context that touches count.
         self.count.with(|c| unsafe { *c }) as usize
     }
 
@@ -203,14 +294,14 @@ impl<const SLOTS: usize> Node<SLOTS> {
     /// `count` in step.
     ///
     /// # Safety
-    /// The caller holds the tree's write lock and this node is reachable from the head
-    /// (or about to be published).
+    /// The caller holds the node's lock and the node is not obsolete (or the node is not
+    /// yet published and only this thread can reach it).
     #[inline(always)]
     pub(crate) unsafe fn replace(&self, offset: usize, word: usize) -> usize {
         let old = self.slots[offset].swap(word, Ordering::AcqRel);
         let delta = (word != entry::EMPTY) as i32 - (old != entry::EMPTY) as i32;
         if delta != 0 {
-            // SAFETY: the caller holds the write lock, the only context that touches count.
+            // SAFETY: the caller holds the lock, the only context that touches count.
             self.count
                 .with_mut(|c| unsafe { *c = (*c as i32 + delta) as u8 });
         }
@@ -236,7 +327,7 @@ impl<const SLOTS: usize> Node<SLOTS> {
     }
 
     /// Sets or clears mark `m` on slot `offset`; returns the bitmap before the change.
-    /// Writers only (under the write lock), so a plain read-modify-write suffices.
+    /// Writers only (under the node's lock), so a plain read-modify-write suffices.
     #[inline(always)]
     pub(crate) fn set_slot_mark(&self, m: usize, offset: usize, on: bool) -> u64 {
         let old = self.marks[m].load(Ordering::Relaxed);
@@ -252,34 +343,83 @@ impl<const SLOTS: usize> Node<SLOTS> {
     }
 }
 
-/// A detached piece of tree (a subtree, a single node, or an item) waiting for the
-/// epoch to pass. `Send` exactly when the items are, through `PhantomData<Arc<T>>`.
-struct Retired<T, const SLOTS: usize> {
-    word: usize,
-    whole_subtree: bool,
-    _items: PhantomData<Arc<T>>,
+/// A tree's cache of retired nodes, reused by its structural changes once the epoch has
+/// passed them (see the module docs). Shared (`Arc`) between the tree and the deferred
+/// closures that fill it, which may run after the tree is gone.
+pub(crate) struct NodeCache<const SLOTS: usize> {
+    nodes: Mutex<Vec<Box<Node<SLOTS>>>>,
 }
 
-impl<T, const SLOTS: usize> Retired<T, SLOTS> {
-    /// Frees the retired memory.
+/// How many retired nodes a tree keeps for reuse; beyond it they are freed.
+const CACHE_NODES: usize = 64;
+
+// SAFETY: the cached nodes are unreachable from any tree (retired, and the epoch has
+// passed them): plain memory owned by the cache, handed out under its mutex.
+unsafe impl<const SLOTS: usize> Send for NodeCache<SLOTS> {}
+// SAFETY: as above; every access goes through the mutex.
+unsafe impl<const SLOTS: usize> Sync for NodeCache<SLOTS> {}
+
+impl<const SLOTS: usize> NodeCache<SLOTS> {
+    pub(crate) fn new() -> Self {
+        NodeCache {
+            nodes: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take(&self) -> Option<Box<Node<SLOTS>>> {
+        sync::lock(&self.nodes).pop()
+    }
+
+    /// Keeps a retired node for reuse, or frees it if the cache is full.
     ///
     /// # Safety
-    /// The word is detached from every tree and no thread can reach it any more.
-    unsafe fn free(self) {
-        match entry::kind(self.word) {
-            Kind::Node if self.whole_subtree => {
-                // SAFETY: forwarded from the caller.
-                unsafe { free_subtree::<T, SLOTS>(self.word) };
-            }
-            // SAFETY: forwarded from the caller; `whole_subtree == false` means this
-            // node alone is retired (its children stay in the tree).
-            Kind::Node => unsafe { free_node::<SLOTS>(entry::word_node(self.word)) },
-            // SAFETY: forwarded from the caller; the tree owned one strong reference.
-            Kind::Item => drop(unsafe { Arc::from_raw(entry::word_item::<T>(self.word)) }),
-            Kind::Empty | Kind::Value | Kind::Lock => {}
+    /// `node` came from `Box::into_raw`, is unlinked and unreachable by any thread.
+    unsafe fn put(&self, node: *const Node<SLOTS>) {
+        #[cfg(loom)]
+        {
+            // SAFETY: forwarded from the caller; the poison write lets loom catch any
+            // reader that was not pinned (module docs).
+            unsafe { &*node }
+                .liveness
+                .with_mut(|alive| unsafe { *alive = false });
+        }
+        // SAFETY: forwarded from the caller.
+        let node = unsafe { Box::from_raw(node as *mut Node<SLOTS>) };
+        let mut nodes = sync::lock(&self.nodes);
+        if nodes.len() < CACHE_NODES {
+            nodes.push(node);
+        } else {
+            drop(nodes);
+            // SAFETY: the node came from `Box::into_raw` and is unreachable.
+            unsafe { free_node::<SLOTS>(Box::into_raw(node)) };
+        }
+    }
+
+    /// Nodes kept for reuse.
+    pub(crate) fn len(&self) -> usize {
+        sync::lock(&self.nodes).len()
+    }
+}
+
+impl<const SLOTS: usize> Drop for NodeCache<SLOTS> {
+    fn drop(&mut self) {
+        for node in sync::lock(&self.nodes).drain(..) {
+            // SAFETY: cached nodes are unreachable and came from `Box::into_raw`.
+            unsafe { free_node::<SLOTS>(Box::into_raw(node)) };
         }
     }
 }
+
+/// A retired word (a node, a subtree or an item) in a deferred closure. The closure is
+/// `Send` exactly when the items are, through `PhantomData<Arc<T>>`.
+struct Retired<T> {
+    word: usize,
+    _items: PhantomData<Arc<T>>,
+}
+
+// SAFETY: a `Retired` is only the name of memory that nobody can reach any more (nodes
+// of plain atomics, and items, which are `Send + Sync` where it is constructed).
+unsafe impl<T: Send + Sync> Send for Retired<T> {}
 
 /// Frees one node (not its children).
 ///
@@ -326,45 +466,50 @@ pub(crate) unsafe fn free_subtree<T, const SLOTS: usize>(word: usize) -> bool {
             drop(unsafe { Arc::from_raw(entry::word_item::<T>(word)) });
             false
         }
-        Kind::Lock => true,
+        Kind::Lock | Kind::Record => true,
         Kind::Empty | Kind::Value => false,
     }
 }
 
-/// Publishes-then-retires helpers. `T: Send + Sync + 'static` because the deferred free
-/// may drop an `Arc<T>` on another thread, at any later time.
+/// Retires a whole detached subtree (nodes freed, items dropped) or an item, once the
+/// epoch has passed it. `T: Send + Sync + 'static` because the deferred free may drop an
+/// `Arc<T>` on another thread, at any later time.
 pub(crate) fn retire_subtree<T: Send + Sync + 'static, const SLOTS: usize>(
     guard: &Guard,
     word: usize,
 ) {
-    retire::<T, SLOTS>(guard, word, true);
-}
-
-/// Retires one node whose children stay in the tree (the old root after a shrink).
-pub(crate) fn retire_node<T: Send + Sync + 'static, const SLOTS: usize>(
-    guard: &Guard,
-    word: usize,
-) {
-    retire::<T, SLOTS>(guard, word, false);
-}
-
-fn retire<T: Send + Sync + 'static, const SLOTS: usize>(
-    guard: &Guard,
-    word: usize,
-    whole_subtree: bool,
-) {
     if matches!(entry::kind(word), Kind::Node | Kind::Item) {
-        let retired = Retired::<T, SLOTS> {
+        let retired = Retired::<T> {
             word,
-            whole_subtree,
             _items: PhantomData,
         };
         guard.defer(move || {
+            let retired = retired;
             // SAFETY: the caller unlinked `word` from the tree before retiring it, and
             // the epoch runs this only after every thread pinned at that time unpinned,
-            // so nothing can still reach it. (`Retired` is `Send` because
-            // `Arc<T>` is, for `T: Send + Sync`.)
-            unsafe { retired.free() }
+            // so nothing can still reach it.
+            unsafe { free_subtree::<T, SLOTS>(retired.word) };
         });
     }
+}
+
+/// Retires one node, empty or whose children stay in the tree (the old root after a
+/// shrink): it goes to `cache` once the epoch has passed it.
+pub(crate) fn retire_node<const SLOTS: usize>(
+    guard: &Guard,
+    cache: &Arc<NodeCache<SLOTS>>,
+    word: usize,
+) {
+    debug_assert!(entry::is_node(word));
+    let cache = Arc::clone(cache);
+    let retired = Retired::<()> {
+        word,
+        _items: PhantomData,
+    };
+    guard.defer(move || {
+        let retired = retired;
+        // SAFETY: as in `retire_subtree`; the node alone is retired, its children (if
+        // any) are still linked elsewhere or were retired on their own.
+        unsafe { cache.put(entry::word_node(retired.word)) };
+    });
 }

@@ -6,18 +6,18 @@ use core::ops::{RangeBounds, RangeInclusive};
 
 use crossbeam_epoch::{Collector, Guard};
 
-use super::cursor::{Slot, WriteCursor};
+use super::cursor::{Located, Slot, WriteCursor};
 use super::entry::{self, Entry, Kind, Mark, EMPTY, MAX_VALUE};
 use super::error::{CompareExchangeError, StoreError, XaError};
 use super::iter::Iter;
 use super::lock_word::LockState;
-use super::node::{self, Node};
+use super::node::{self, Node, NodeCache};
 use super::read_guard::ReadGuard;
+use super::record::{self, RecordPool};
 use super::span::{self, Block};
 use crate::lock::WaitTable;
-use crate::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use crate::sync::ItemArc as Arc;
-use crate::sync::Mutex;
 
 /// A concurrent radix tree mapping every `u64` index to an [`Entry`]: empty, an item
 /// (`Arc<T>`), or a 63-bit value.
@@ -53,12 +53,18 @@ pub struct XArray<T, const SLOTS: usize = 64> {
     /// This tree's name for the lock layer's held lists and wait table: never reused in
     /// the process (see `identity.rs`).
     pub(crate) id: u64,
-    /// Empty, a non-node entry covering all of `u64`, or the root node.
+    /// Empty, a non-node entry covering all of `u64`, a lock record, or the root node.
     pub(crate) head: AtomicUsize,
+    /// The head's spin lock: taken by writers that change a head holding a node (the
+    /// root's growth and shrinking) or a head entry other than by the lock layer's fast
+    /// paths (see `cursor.rs`).
+    pub(crate) head_lock: AtomicU32,
     /// The head's marks: bit `m` set iff some entry carries mark `m`.
     pub(crate) root_marks: AtomicU8,
-    /// Serialises writers (`xa_lock`); never held across user code or a wait.
-    pub(crate) write_lock: Mutex<()>,
+    /// Retired nodes waiting to be reused (see `node.rs`).
+    pub(crate) node_cache: Arc<NodeCache<SLOTS>>,
+    /// Where lock records come from; `None`: the process-wide pool (see `record.rs`).
+    records: Option<Arc<RecordPool>>,
     /// Items reachable from the head.
     pub(crate) items: AtomicUsize,
     /// Nodes reachable from the head.
@@ -101,8 +107,11 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         XArray {
             id: super::identity::next(),
             head: AtomicUsize::new(EMPTY),
+            head_lock: AtomicU32::new(0),
             root_marks: AtomicU8::new(0),
-            write_lock: Mutex::new(()),
+            node_cache: Arc::new(NodeCache::new()),
+            // Loom cannot model a process-wide static: every tree gets its own pool.
+            records: cfg!(loom).then(|| Arc::new(RecordPool::new())),
             items: AtomicUsize::new(0),
             nodes: AtomicUsize::new(0),
             pending_claims: AtomicUsize::new(0),
@@ -125,6 +134,18 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     pub fn with_wait_table(mut self, table: Arc<WaitTable>) -> Self {
         self.wait_table = Some(table);
         self
+    }
+
+    /// The pool this tree's lock records come from.
+    #[inline]
+    pub(crate) fn records(&self) -> &RecordPool {
+        match &self.records {
+            Some(pool) => pool,
+            #[cfg(not(loom))]
+            None => record::global(),
+            #[cfg(loom)]
+            None => unreachable!("under loom every tree owns a pool"),
+        }
     }
 
     /// Pins the epoch this tree reclaims through.
@@ -177,7 +198,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     pub fn find(&self, from: u64) -> Option<(RangeInclusive<u64>, Entry<T>)> {
         let guard = self.pin();
         let found = self.find_word(&guard, from, u64::MAX, None)?;
-        let span = found.block.first..=found.block.last();
+        let span = found.first..=found.last;
         // SAFETY: the word was read under `guard`, which is still pinned.
         Some((span, unsafe { decode_owned(found.word) }))
     }
@@ -210,9 +231,15 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         self.nodes.load(Ordering::Relaxed)
     }
 
-    /// Bytes used by the linked nodes (items themselves not counted).
+    /// Bytes used by the linked nodes (items themselves not counted; nor the retired
+    /// nodes the tree keeps for reuse, see [`cached_nodes`](Self::cached_nodes)).
     pub fn memory_usage(&self) -> usize {
         self.node_count() * core::mem::size_of::<Node<SLOTS>>()
+    }
+
+    /// Retired nodes the tree keeps for reuse (at most 64), beside the linked ones.
+    pub fn cached_nodes(&self) -> usize {
+        self.node_cache.len()
     }
 }
 
@@ -241,21 +268,21 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
 
     fn store_word(&self, index: u64, word: usize) -> Result<Entry<T>, XaError> {
         let mut cursor = WriteCursor::new(self);
-        if entry::kind(cursor.locate(index, 0).word) == Kind::Lock {
+        let at = cursor.lock_at(index, 0);
+        if covers_lock(&cursor, &at, index) {
             return Err(XaError::Locked { index });
         }
-        let slot = cursor.create(Block {
+        let Some(slot) = cursor.create_plain(Block {
             first: index,
             shift: 0,
-        });
-        // Re-read: the lock fast path may have locked an empty head meanwhile.
+        }) else {
+            return Err(XaError::Locked { index });
+        };
         let old = cursor.word(slot);
         if entry::kind(old) == Kind::Lock {
             return Err(XaError::Locked { index });
         }
-        let old = cursor
-            .swap(slot, old, word)
-            .expect("a leaf slot changes only under the write lock");
+        let old = cursor.replace(slot, word);
         Ok(cursor.dispose(old))
     }
 
@@ -266,111 +293,106 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     ///
     /// Readers see each index change atomically, but not the whole range at once. If any
     /// index of the range is locked, nothing is stored and the error is
-    /// [`XaError::Locked`] with the first locked index.
+    /// [`XaError::Locked`] with the first locked index: the check and the stores are one
+    /// step with respect to range locks (every node the range touches is locked while
+    /// it is written).
     pub fn store_range(&self, range: impl RangeBounds<u64>, value: u64) -> Result<(), XaError> {
         let range = span::checked(&range)?;
         let word = checked_value(value)?;
-        let mut cursor = WriteCursor::new_pinned(self);
-        self.refuse_locked(&cursor, range)?;
-        for block in span::blocks::<SLOTS>(range) {
-            let slot = cursor.create(block);
-            let old = cursor.word(slot);
-            let locked = Err(XaError::Locked { index: block.first });
-            // Only the first block can meet a lock here: the fast path changes only an
-            // empty or singly-locked head, which the first `create` replaced by a node.
-            if entry::kind(old) == Kind::Lock {
-                return locked;
-            }
-            match cursor.swap(slot, old, word) {
-                Ok(old) => drop(cursor.dispose(old)),
-                Err(_) => return locked,
-            }
-        }
-        Ok(())
+        let mut cursor = WriteCursor::new(self);
+        cursor
+            .write_range(range, word)
+            .map_err(|index| XaError::Locked { index })
     }
 
-    /// `Err(Locked)` with the first lock entry in `range`, if there is one.
-    fn refuse_locked(
-        &self,
-        cursor: &WriteCursor<'_, T, SLOTS>,
-        range: span::Inclusive,
-    ) -> Result<(), XaError> {
-        let mut from = range.first;
-        while let Some(found) = self.find_word(cursor.pinned(), from, range.last, None) {
-            let first = found.block.first.max(from);
-            if entry::kind(found.word) == Kind::Lock {
-                return Err(XaError::Locked { index: first });
-            }
-            match found.block.last().checked_add(1) {
-                Some(next) if next <= range.last => from = next,
-                _ => break,
+    /// Stores `word` (a value, or `EMPTY`) over exactly `block`, disposing of what was
+    /// there; `Locked` if a lock entry covers part of the block.
+    fn write_block(
+        cursor: &mut WriteCursor<'_, T, SLOTS>,
+        block: Block,
+        word: usize,
+    ) -> Result<Entry<T>, XaError> {
+        let locked = Err(XaError::Locked { index: block.first });
+        let at = cursor.lock_at(block.first, block.shift);
+        if !at.outside {
+            match entry::kind(at.word) {
+                // An inline entry over the block's slot or a bigger one.
+                Kind::Lock => return locked,
+                Kind::Record => {
+                    let seen = cursor.located_record(&at);
+                    if seen.is_some_and(|r| r.first <= block.last() && block.first <= r.last) {
+                        return locked;
+                    }
+                }
+                _ => {}
             }
         }
-        Ok(())
+        if word == EMPTY {
+            if at.outside || at.word == EMPTY || entry::is_record(at.word) {
+                return Ok(Entry::Empty); // nothing (else) in the block
+            }
+            if entry::is_node(at.word) && matches!(at.slot, Slot::Head) {
+                // The block contains every index the root can hold: empty the tree.
+                return match cursor.replace_subtree(Slot::Head, 0, EMPTY) {
+                    Ok(old) => {
+                        cursor.clear_marks(Slot::Head);
+                        Ok(cursor.dispose(old))
+                    }
+                    Err(index) => Err(XaError::Locked { index }),
+                };
+            }
+        }
+        let slot = if at.shift == block.shift && !at.outside {
+            at.slot
+        } else {
+            match cursor.create_plain(block) {
+                Some(slot) => slot,
+                None => return locked,
+            }
+        };
+        let old = cursor.word(slot);
+        let old = match entry::kind(old) {
+            Kind::Lock | Kind::Record => return locked,
+            Kind::Node => match cursor.replace_subtree(slot, block.first, word) {
+                Ok(old) => old,
+                Err(index) => return Err(XaError::Locked { index }),
+            },
+            _ => match cursor.swap(slot, old, word) {
+                Ok(old) => old,
+                // Only the lock fast path changes a non-node head: a lock appeared.
+                Err(_) => return locked,
+            },
+        };
+        if word == EMPTY {
+            cursor.clear_marks(slot);
+        }
+        Ok(cursor.dispose(old))
     }
 
     /// Empties `index` (and clears its marks); returns what was there. A locked index is
     /// refused with [`XaError::Locked`].
     pub fn erase(&self, index: u64) -> Result<Entry<T>, XaError> {
         let mut cursor = WriteCursor::new(self);
-        Self::erase_block(
+        Self::write_block(
             &mut cursor,
             Block {
                 first: index,
                 shift: 0,
             },
+            EMPTY,
         )
     }
 
     /// Empties every index of `range`, clearing marks and freeing the nodes that become
     /// empty. Costs O(levels x SLOTS) slot writes plus the entries it removes. If any
-    /// index of the range is locked, nothing is erased ([`XaError::Locked`]).
+    /// index of the range is locked, nothing is erased ([`XaError::Locked`]), as one step
+    /// with respect to range locks (see [`store_range`](Self::store_range)).
     pub fn erase_range(&self, range: impl RangeBounds<u64>) -> Result<(), XaError> {
         let range = span::checked(&range)?;
-        let mut cursor = WriteCursor::new_pinned(self);
-        self.refuse_locked(&cursor, range)?;
-        for block in span::blocks::<SLOTS>(range) {
-            if Self::erase_block(&mut cursor, block).is_err() {
-                // Only the lock fast path can put a lock here after the search, and only
-                // on an empty tree: everything else in the range is already erased.
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    fn erase_block(
-        cursor: &mut WriteCursor<'_, T, SLOTS>,
-        block: Block,
-    ) -> Result<Entry<T>, XaError> {
-        let locked = Err(XaError::Locked { index: block.first });
-        let found = cursor.locate(block.first, block.shift);
-        if found.outside || found.word == EMPTY {
-            return Ok(Entry::Empty);
-        }
-        if entry::kind(found.word) == Kind::Lock {
-            return locked;
-        }
-        // A larger multi-index entry covers the block: split it down to the block
-        // (unless the "entry" is the root node, which the block contains whole).
-        let slot = if found.shift > block.shift && !entry::is_node(found.word) {
-            cursor.create(block)
-        } else {
-            found.slot
-        };
-        let old = cursor.word(slot);
-        if old == EMPTY {
-            return Ok(Entry::Empty);
-        }
-        if entry::kind(old) == Kind::Lock {
-            return locked;
-        }
-        cursor.clear_marks(slot);
-        let Ok(old) = cursor.swap(slot, old, EMPTY) else {
-            return locked;
-        };
-        cursor.collapse();
-        Ok(cursor.dispose(old))
+        let mut cursor = WriteCursor::new(self);
+        cursor
+            .write_range(range, EMPTY)
+            .map_err(|index| XaError::Locked { index })
     }
 
     /// Replaces the entry at `index` with `new` if it is `current` (same item by pointer,
@@ -397,7 +419,8 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             }
         };
         let mut cursor = WriteCursor::new(self);
-        let found = cursor.locate(index, 0);
+        let at = cursor.lock_at(index, 0);
+        let found = index_word(&cursor, &at, index);
         let matches = |word: usize| match (current, entry::kind(word)) {
             (Entry::Empty, Kind::Empty) => true,
             (Entry::Item(item), Kind::Item) => Arc::as_ptr(item) == entry::word_item::<T>(word),
@@ -405,13 +428,13 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             _ => false,
         };
         let mismatch = |word: usize, new: Entry<T>| {
-            // SAFETY: the word was read under the write lock, so an item it names is still
-            // reachable and the tree's own reference keeps it alive.
+            // SAFETY: the word was read under the owner's lock, so an item it names is
+            // still reachable and the tree's own reference keeps it alive.
             let current = unsafe { decode_owned(word) };
             Err(CompareExchangeError::Mismatch { current, new })
         };
-        if !matches(found.word) {
-            return mismatch(found.word, new);
+        if !matches(found) {
+            return mismatch(found, new);
         }
         let block = Block {
             first: index,
@@ -420,9 +443,14 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         if new.is_empty() {
             // `Locked` here means the fast path locked the empty head after the match:
             // the index was empty when it matched, and empty it stays.
-            return Ok(Self::erase_block(&mut cursor, block).unwrap_or(Entry::Empty));
+            return Ok(Self::write_block(&mut cursor, block, EMPTY).unwrap_or(Entry::Empty));
         }
-        let slot = cursor.create(block);
+        let Some(slot) = cursor.create_plain(block) else {
+            // A lock appeared over the index meanwhile: that is what is there now.
+            drop(cursor);
+            let current = self.get(index);
+            return Err(CompareExchangeError::Mismatch { current, new });
+        };
         let old = cursor.word(slot);
         if !matches(old) {
             // Only the lock fast path can have changed it (an empty head got locked).
@@ -432,9 +460,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             Entry::Item(item) => entry::item_word(Arc::into_raw(item)),
             _ => new_word,
         };
-        let old = cursor
-            .swap(slot, old, new_word)
-            .expect("a leaf slot changes only under the write lock");
+        let old = cursor.replace(slot, new_word);
         Ok(cursor.dispose(old))
     }
 
@@ -451,59 +477,88 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
 
     fn change_mark(&self, index: u64, m: usize, on: bool) -> bool {
         let mut cursor = WriteCursor::new(self);
-        let found = cursor.locate(index, 0);
-        if found.outside || found.word == EMPTY || entry::kind(found.word) == Kind::Lock {
+        let at = cursor.lock_at(index, 0);
+        if at.outside || matches!(entry::kind(at.word), Kind::Empty | Kind::Lock | Kind::Record)
+        {
             return false;
         }
-        if cursor.is_marked(found.slot, m) == on {
+        if cursor.is_marked(at.slot, m) == on {
             return true;
         }
-        let slot = if found.shift > 0 {
-            cursor.create(Block {
+        let slot = if at.shift > 0 {
+            match cursor.create_plain(Block {
                 first: index,
                 shift: 0,
-            })
+            }) {
+                Some(slot) => slot,
+                None => return false, // locked meanwhile
+            }
         } else {
-            found.slot
+            at.slot
         };
+        if matches!(entry::kind(cursor.word(slot)), Kind::Empty | Kind::Lock) {
+            return false; // only the fast path changes a non-node head: locked meanwhile
+        }
         cursor.set_mark(slot, m, on);
         true
     }
 
     /// Empties every index that is not locked, releasing every item and node through
-    /// the epoch. Lock entries stay (their guards still own them).
+    /// the epoch. Lock entries stay (their guards still own them). Each entry goes in a
+    /// step of its own: a writer running meanwhile may see some gone and others not.
     pub fn clear(&self) {
-        let mut cursor = WriteCursor::new_pinned(self);
-        let everything = span::Inclusive {
-            first: 0,
-            last: u64::MAX,
-        };
-        if self.refuse_locked(&cursor, everything).is_ok() {
-            let head = cursor.word(Slot::Head);
-            // An empty head may have been locked by the fast path since the search: then
-            // the tree was empty, and there is nothing to clear (and a lock to keep).
-            if matches!(entry::kind(head), Kind::Empty | Kind::Lock) {
-                return;
-            }
-            // A value or a node in the head is stable under the write lock.
-            cursor.clear_marks(Slot::Head);
-            let old = cursor
-                .swap(Slot::Head, head, EMPTY)
-                .expect("a non-empty, unlocked head changes only under the write lock");
-            cursor.dispose(old);
-            return;
-        }
+        let mut cursor = WriteCursor::new(self);
         let mut from = 0;
         while let Some(found) = self.find_word(cursor.pinned(), from, u64::MAX, None) {
             if entry::kind(found.word) != Kind::Lock {
-                Self::erase_block(&mut cursor, found.block)
-                    .expect("the entry found under the write lock is not a lock entry");
+                let mut first = found.first.max(from);
+                // A multi-index entry found at `from` may start before it: its whole
+                // block is erased (it is not locked).
+                if found.first < from {
+                    first = found.first;
+                }
+                for block in span::blocks::<SLOTS>(span::Inclusive {
+                    first,
+                    last: found.last,
+                }) {
+                    // A lock that appeared meanwhile stays.
+                    let _ = Self::write_block(&mut cursor, block, EMPTY);
+                }
             }
-            match found.block.last().checked_add(1) {
+            match found.last.checked_add(1) {
                 Some(next) => from = next,
                 None => break,
             }
         }
+    }
+}
+
+/// Whether the located slot's word locks `index` (an inline lock entry, or a record
+/// whose bounds hold it).
+fn covers_lock<T: Send + Sync + 'static, const SLOTS: usize>(
+    cursor: &WriteCursor<'_, T, SLOTS>,
+    at: &Located<SLOTS>,
+    index: u64,
+) -> bool {
+    entry::kind(index_word(cursor, at, index)) == Kind::Lock
+}
+
+/// What the located slot's word means for `index`: a record resolved (its state inside
+/// its bounds, `EMPTY` outside).
+fn index_word<T: Send + Sync + 'static, const SLOTS: usize>(
+    cursor: &WriteCursor<'_, T, SLOTS>,
+    at: &Located<SLOTS>,
+    index: u64,
+) -> usize {
+    if at.outside {
+        return EMPTY;
+    }
+    if !entry::is_record(at.word) {
+        return at.word;
+    }
+    match cursor.located_record(at) {
+        Some(seen) if seen.first <= index && index <= seen.last => seen.state,
+        _ => EMPTY,
     }
 }
 
@@ -573,5 +628,6 @@ pub(crate) unsafe fn decode_owned<T>(word: usize) -> Entry<T> {
             }
         }
         Kind::Empty | Kind::Node => Entry::Empty,
+        Kind::Record => unreachable!("walks resolve lock records"),
     }
 }

@@ -27,14 +27,24 @@
 //! Walks over several indices (`find`, iteration) are not snapshots: each step is a fresh
 //! walk from the head, entries changed meanwhile may or may not be seen, but each index
 //! is reported at most once and in ascending order.
+//!
+//! # Lock records
+//!
+//! A slot may point to a lock record (`record.rs`): a lock entry over part of the slot's
+//! span. Walks *resolve* it at once: for a point lookup, into the inline lock word with
+//! the record's state if the index is inside its bounds, else into `EMPTY`; for a search,
+//! into a [`Found`] with the record's bounds. So no caller of this module sees a record
+//! word. Resolving reads the record with the validation of [`record::read`]: a record
+//! that changed under the reader is read again, and a slot that became a node is walked
+//! again from the head.
 
 use crossbeam_epoch::Guard;
 
 use super::entry::{self, EMPTY};
 use super::node::{Geometry, Node};
-use super::span::Block;
+use super::record;
 use super::tree::XArray;
-use crate::sync::atomic::Ordering;
+use crate::sync::atomic::{AtomicUsize, Ordering};
 
 /// The node a node word points to, borrowed for as long as `guard` stays pinned.
 ///
@@ -52,13 +62,51 @@ pub(crate) fn node_at<const SLOTS: usize>(word: usize, _guard: &Guard) -> &Node<
     node
 }
 
+/// What a slot word means for a point lookup of `index`: the word itself, or, for a lock
+/// record, its state if `index` is inside its bounds and `EMPTY` if not. `None` if the
+/// slot no longer holds a record nor any other non-node word: walk again.
+#[inline(always)]
+fn resolve(slot: &AtomicUsize, word: usize, index: u64) -> Option<usize> {
+    if !entry::is_record(word) {
+        return Some(word);
+    }
+    resolve_record(slot, word, index)
+}
+
+#[cold]
+fn resolve_record(slot: &AtomicUsize, mut word: usize, index: u64) -> Option<usize> {
+    loop {
+        if !entry::is_record(word) {
+            return (!entry::is_node(word)).then_some(word);
+        }
+        if let Some(seen) = record::read(slot, word) {
+            return Some(if seen.first <= index && index <= seen.last {
+                seen.state
+            } else {
+                EMPTY
+            });
+        }
+        word = slot.load(Ordering::Acquire);
+    }
+}
+
 impl<T, const SLOTS: usize> XArray<T, SLOTS> {
-    /// The word covering `index` (a non-node word; `EMPTY` if nothing covers it).
+    /// The word covering `index` (a non-node word, never a record; `EMPTY` if nothing
+    /// covers it).
     #[inline]
     pub(crate) fn lookup_word(&self, guard: &Guard, index: u64) -> usize {
+        loop {
+            if let Some(word) = self.try_lookup_word(guard, index) {
+                return word;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn try_lookup_word(&self, guard: &Guard, index: u64) -> Option<usize> {
         let mut word = self.head.load(Ordering::Acquire);
         if !entry::is_node(word) {
-            return word;
+            return resolve(&self.head, word, index);
         }
         let mut node = node_at::<SLOTS>(word, guard);
         // Only the root's header is read: a child's shift is its parent's minus BITS
@@ -66,12 +114,13 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         // on every level below.
         let mut shift = node.shift as u32;
         if index > Geometry::<SLOTS>::max_index(shift) {
-            return EMPTY;
+            return Some(EMPTY);
         }
         loop {
-            word = node.load(Geometry::<SLOTS>::offset(index, shift));
+            let slot = &node.slots[Geometry::<SLOTS>::offset(index, shift)];
+            word = slot.load(Ordering::Acquire);
             if !entry::is_node(word) {
-                return word;
+                return resolve(slot, word, index);
             }
             node = node_at(word, guard);
             shift -= Geometry::<SLOTS>::BITS;
@@ -105,8 +154,9 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         }
     }
 
-    /// The first entry (with mark `mark`, if given) whose block intersects
-    /// `[first, last]`: its whole block, its word, and the node it was found in.
+    /// The first entry (with mark `mark`, if given) whose span intersects
+    /// `[first, last]`: its whole span, its word (never a node or a record: a record is
+    /// resolved into its state and its bounds), and the node it was found in.
     pub(crate) fn find_word(
         &self,
         guard: &Guard,
@@ -114,40 +164,90 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         last: u64,
         mark: Option<usize>,
     ) -> Option<Found<SLOTS>> {
+        loop {
+            if let Some(found) = self.try_find_word(guard, first, last, mark) {
+                return found;
+            }
+        }
+    }
+
+    /// One attempt of [`Self::find_word`]; `None`: a record changed into a node under
+    /// it, walk again.
+    fn try_find_word(
+        &self,
+        guard: &Guard,
+        first: u64,
+        last: u64,
+        mark: Option<usize>,
+    ) -> Option<Option<Found<SLOTS>>> {
         if let Some(m) = mark {
             if self.root_marks.load(Ordering::Acquire) & (1 << m) == 0 {
-                return None;
+                return Some(None);
             }
         }
         let word = self.head.load(Ordering::Acquire);
         if word == EMPTY {
-            return None;
+            return Some(None);
         }
         if !entry::is_node(word) {
-            return Some(Found {
-                block: Block {
-                    first: 0,
-                    shift: Geometry::<SLOTS>::HEAD_SHIFT,
+            return Some(resolve_span(&self.head, word, 0, u64::MAX, first, last)?.map(
+                |(span_first, span_last, word)| Found {
+                    first: span_first,
+                    last: span_last,
+                    word,
+                    node: core::ptr::null(),
+                    base: 0,
                 },
-                word,
-                node: core::ptr::null(),
-                base: 0,
-            });
+            ));
         }
         let root = node_at::<SLOTS>(word, guard);
         if first > Geometry::<SLOTS>::max_index(root.shift as u32) {
-            return None;
+            return Some(None);
         }
         find_in(guard, root, 0, first, last, mark)
+    }
+}
+
+/// What a slot word covering `slot_first..=slot_last` holds of `first..=last`, for a
+/// search: `Some(None)` nothing (empty, or a record outside the window), `Some(Some(..))`
+/// the entry's span and word (a record resolved into its bounds and state), `None` the
+/// slot became a node: walk again.
+#[inline(always)]
+fn resolve_span(
+    slot: &AtomicUsize,
+    mut word: usize,
+    slot_first: u64,
+    slot_last: u64,
+    first: u64,
+    last: u64,
+) -> Option<Option<(u64, u64, usize)>> {
+    loop {
+        if word == EMPTY {
+            return Some(None);
+        }
+        if entry::is_node(word) {
+            return None;
+        }
+        if !entry::is_record(word) {
+            return Some(Some((slot_first, slot_last, word)));
+        }
+        if let Some(seen) = record::read(slot, word) {
+            return Some(
+                (seen.last >= first && seen.first <= last)
+                    .then_some((seen.first, seen.last, seen.state)),
+            );
+        }
+        word = slot.load(Ordering::Acquire);
     }
 }
 
 /// What [`XArray::find_word`] found.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Found<const SLOTS: usize> {
-    /// The entry's whole block.
-    pub(crate) block: Block,
-    /// The entry's word (never a node).
+    /// The entry's whole span: its slot's block, or a record's bounds.
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+    /// The entry's word (never a node or a record).
     pub(crate) word: usize,
     /// The node whose slot holds the entry (null for the head); valid while the guard
     /// the search ran under stays pinned.
@@ -158,7 +258,7 @@ pub(crate) struct Found<const SLOTS: usize> {
 
 /// The search of `find_word` below `node`, whose first index is `base`; requires
 /// `base <= first <= last` and `first` inside the node, and `guard` pinned since the
-/// node's word was read.
+/// node's word was read. `None`: a record changed into a node under it, walk again.
 pub(crate) fn find_in<const SLOTS: usize>(
     guard: &Guard,
     node: &Node<SLOTS>,
@@ -166,7 +266,7 @@ pub(crate) fn find_in<const SLOTS: usize>(
     first: u64,
     last: u64,
     mark: Option<usize>,
-) -> Option<Found<SLOTS>> {
+) -> Option<Option<Found<SLOTS>>> {
     let shift = node.shift as u32;
     let start = ((first - base) >> shift) as usize;
     let end = (((last - base) >> shift) as usize).min(Geometry::<SLOTS>::slots_in_range(shift) - 1);
@@ -177,7 +277,8 @@ pub(crate) fn find_in<const SLOTS: usize>(
     while candidates != 0 {
         let offset = candidates.trailing_zeros() as usize;
         candidates &= candidates - 1;
-        let word = node.load(offset);
+        let slot = &node.slots[offset];
+        let word = slot.load(Ordering::Acquire);
         if word == EMPTY {
             continue;
         }
@@ -185,23 +286,26 @@ pub(crate) fn find_in<const SLOTS: usize>(
         if entry::is_node(word) {
             let child = node_at::<SLOTS>(word, guard);
             if let Some(found) =
-                find_in(guard, child, slot_first, first.max(slot_first), last, mark)
+                find_in(guard, child, slot_first, first.max(slot_first), last, mark)?
             {
-                return Some(found);
+                return Some(Some(found));
             }
         } else {
-            return Some(Found {
-                block: Block {
-                    first: slot_first,
-                    shift,
-                },
-                word,
-                node,
-                base,
-            });
+            let slot_last = slot_last(slot_first, shift);
+            if let Some((span_first, span_last, word)) =
+                resolve_span(slot, word, slot_first, slot_last, first, last)?
+            {
+                return Some(Some(Found {
+                    first: span_first,
+                    last: span_last,
+                    word,
+                    node,
+                    base,
+                }));
+            }
         }
     }
-    None
+    Some(None)
 }
 
 /// The last index a node of `shift` starting at `base` covers.
@@ -211,6 +315,16 @@ pub(crate) fn node_last<const SLOTS: usize>(base: u64, shift: u32) -> u64 {
         u64::MAX
     } else {
         base + ((1u64 << bits) - 1)
+    }
+}
+
+/// The last index of the slot of shift `shift` that starts at `slot_first`.
+#[inline(always)]
+pub(crate) fn slot_last(slot_first: u64, shift: u32) -> u64 {
+    if shift >= 64 {
+        u64::MAX
+    } else {
+        slot_first + ((1u64 << shift) - 1)
     }
 }
 
