@@ -68,6 +68,7 @@ compile_error!("rangelock needs 64-bit pointers: a slot word carries 63-bit valu
 #[cfg(not(loom))]
 pub mod baseline;
 pub mod lock;
+pub mod lockdep;
 pub mod mapping;
 pub(crate) mod sync;
 /// The two-state lock of `baseline` alone, for its loom model (`tests/loom_two_state.rs`):
