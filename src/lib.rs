@@ -42,6 +42,15 @@
 //! assert_eq!(xa.erase(u64::MAX).unwrap().item().map(|s| **s), Some("last"));
 //! ```
 //!
+//! ## Lock-order checking
+//!
+//! With the `lockdep` cargo feature (off by default, and then free), every tree, range
+//! lock and mapping has a lock class, and the crate reports lock-order problems the way
+//! the kernel's lockdep does: a cycle in the order of classes (ABBA between two files,
+//! taken by two threads at different times), a range taken below one of the same tree,
+//! two trees of one class nested without a declared level. See [`lockdep`] for the rules
+//! and an example report.
+//!
 //! ## Layers
 //!
 //! `sync` (std or loom primitives) <- [`xarray`] (the tree, including the lock entries'
@@ -66,6 +75,7 @@
 compile_error!("rangelock needs 64-bit pointers: a slot word carries 63-bit values");
 
 pub mod lock;
+pub mod lockdep;
 pub mod mapping;
 pub(crate) mod sync;
 pub mod xarray;

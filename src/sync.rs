@@ -64,7 +64,18 @@ pub(crate) use imp::*;
 /// waits on them and no ordering between threads is derived from them.
 pub(crate) mod process {
     pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+    #[cfg(feature = "lockdep")]
+    pub(crate) use std::sync::LazyLock;
     pub(crate) use std::sync::{Mutex, MutexGuard};
+
+    /// The current thread's name, for reports (`"<unnamed>"` if it has none).
+    #[cfg(feature = "lockdep")]
+    pub(crate) fn thread_name() -> String {
+        std::thread::current()
+            .name()
+            .unwrap_or("<unnamed>")
+            .to_owned()
+    }
 }
 
 pub(crate) use crossbeam_utils::CachePadded;

@@ -145,6 +145,10 @@ fn lengths() -> impl Iterator<Item = u32> {
 /// other tests anyway, but one function keeps the epoch's deferred frees of all these
 /// trees on this thread.
 #[test]
+#[cfg_attr(
+    feature = "lockdep",
+    ignore = "lockdep allocates (classes, graph, held lists)"
+)]
 fn locks_cost_per_level_and_release_everything() {
     warm_up();
     let mut most = (0usize, 0usize, 0usize);
@@ -306,6 +310,10 @@ fn shared_holders_stack_without_allocating() {
 /// order and each once; the tree then holds no item; after the release the tree is
 /// empty, and once the tree and its collector are gone every byte is back.
 #[test]
+#[cfg_attr(
+    feature = "lockdep",
+    ignore = "lockdep allocates (classes, graph, held lists)"
+)]
 fn locking_a_populated_range_evicts_exactly_its_items() {
     warm_up();
     let start = live();

@@ -438,6 +438,34 @@ fn disjoint_threads(c: &mut Criterion) {
     group.finish();
 }
 
+/// The cost of the `lockdep` feature: the same two cases built without it and with it
+/// (`cargo bench --bench range_lock -- lockdep` and again with `--features lockdep`),
+/// compared by their medians. `nothing_held`: one uncontended lock+unlock of one index;
+/// `outer_held`: the same while the thread holds a range of another lock (another
+/// class), once the edge between them is known to the graph and the thread.
+fn lockdep_cost(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lockdep");
+    group.throughput(Throughput::Elements(1));
+    let outer = RangeLock::new();
+    let inner = RangeLock::new();
+    group.bench_function("nothing_held", |b| {
+        b.iter(|| {
+            drop(black_box(
+                inner.lock(ONE..=ONE, LockMode::Exclusive).expect("lock"),
+            ))
+        });
+    });
+    let _held = outer.lock(0..=0, LockMode::Shared).expect("lock");
+    group.bench_function("outer_held", |b| {
+        b.iter(|| {
+            drop(black_box(
+                inner.lock(ONE..=ONE, LockMode::Exclusive).expect("lock"),
+            ))
+        });
+    });
+    group.finish();
+}
+
 /// Short runs, like `benches/lookup.rs`: about 2 s per benchmark. Command-line flags
 /// (`--measurement-time`, `--sample-size`) still override.
 fn config() -> Criterion {
@@ -450,7 +478,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = one_index, whole_range, empty_range, disjoint_threads
+    targets = one_index, whole_range, empty_range, disjoint_threads, lockdep_cost
 }
 
 /// `criterion_main!`, with the bytes table first (the interval lock is checked by the

@@ -144,6 +144,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         mode: LockMode,
     ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
         let range = lock_span(&range)?;
+        crate::lockdep::check(self, range, mode, true);
         let mut c = Claim::new(range, mode, false);
         c.seal = true;
         match self.run_claim(&mut c, Patience::Forever)? {
@@ -205,6 +206,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         mode: LockMode,
         patience: Patience,
     ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
+        crate::lockdep::check(self, range, mode, patience != Patience::None);
         // The fast path: an empty tree's head becomes the lock entry (the whole range)
         // or a lock record with the range's bounds, by one compare-exchange.
         if self.try_lock_empty_head(range.first, range.last, LockState::single(mode)) {

@@ -109,6 +109,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             first: index,
             last: index,
         };
+        crate::lockdep::check(self, range, LockMode::Exclusive, true);
         let mut c = Claim::new(range, LockMode::Exclusive, true);
         if let Some(item) = self
             .run_claim(&mut c, Patience::Forever)

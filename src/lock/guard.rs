@@ -136,6 +136,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
         evicted: Vec<Evicted<T>>,
     ) -> Self {
         held::push(xa.id, first, last, mode);
+        crate::lockdep::granted(xa, first, last, mode);
         RangeGuard {
             held: Some(Held {
                 xa,
@@ -219,6 +220,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
     fn take(&mut self) -> Held<'a, T, SLOTS> {
         let h = self.held.take().expect("a live guard");
         held::remove(h.tree(), h.first, h.last, h.mode);
+        crate::lockdep::released(h.tree(), h.first, h.last);
         h
     }
 
@@ -249,6 +251,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
         let from = h.mode;
         h.downgrade();
         held::set_mode(h.tree(), h.first, h.last, from, LockMode::Shared);
+        crate::lockdep::downgraded(h.tree(), h.first, h.last);
     }
 
     /// Replaces this one-index Exclusive lock by `item` in one atomic step: the fill

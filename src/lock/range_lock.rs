@@ -34,6 +34,7 @@ pub type RangeLockGuard<'a> = RangeGuard<'a, ()>;
 
 impl RangeLock {
     /// An unlocked range lock.
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn new() -> Self {
         RangeLock {
             tree: XArray::new(),
@@ -47,6 +48,24 @@ impl RangeLock {
         mode: LockMode,
     ) -> Result<RangeLockGuard<'_>, LockError> {
         self.tree.lock_range(range, mode)
+    }
+
+    /// This lock, in the lock class `name` (see [`XArray::with_class`]).
+    pub fn with_class(self, name: &'static str) -> Self {
+        RangeLock {
+            tree: self.tree.with_class(name),
+        }
+    }
+
+    /// Like [`lock`](Self::lock), at nesting level `subclass` of this lock's class (see
+    /// [`XArray::lock_range_nested`]).
+    pub fn lock_nested(
+        &self,
+        range: impl RangeBounds<u64>,
+        mode: LockMode,
+        subclass: u8,
+    ) -> Result<RangeLockGuard<'_>, LockError> {
+        self.tree.lock_range_nested(range, mode, subclass)
     }
 
     /// Locks `range` in `mode` if that needs no waiting.

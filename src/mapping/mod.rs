@@ -142,11 +142,13 @@ pub struct Mapping<P: Send + Sync + 'static, const SLOTS: usize = 64> {
 
 impl<P: Send + Sync + 'static> Mapping<P> {
     /// An empty file (size 0) with 4096-byte pages.
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn new() -> Self {
         Self::with_tree(XArray::new(), PageGeometry::default())
     }
 
     /// An empty file with `page_size`-byte pages (a power of two up to 2^32).
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn with_page_size(page_size: u64) -> Result<Self, MappingError> {
         Ok(Self::with_tree(
             XArray::new(),
@@ -156,6 +158,7 @@ impl<P: Send + Sync + 'static> Mapping<P> {
 }
 
 impl<P: Send + Sync + 'static> Default for Mapping<P> {
+    #[cfg_attr(feature = "lockdep", track_caller)]
     fn default() -> Self {
         Self::new()
     }
@@ -170,6 +173,15 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
             geometry,
             size: AtomicU64::new(0),
             returns: returns::Returns::new(),
+        }
+    }
+
+    /// This file, with its page index in the lock class `name` (see
+    /// [`XArray::with_class`]). Call it before the mapping is shared.
+    pub fn with_class(self, name: &'static str) -> Self {
+        Mapping {
+            pages: self.pages.with_class(name),
+            ..self
         }
     }
 

@@ -79,9 +79,11 @@ impl<P> Page<P> {
     /// Takes the page lock, waiting for its holder (a buffered writer, a write-back in
     /// progress, an evicting thread).
     pub fn lock(&self) -> PageLock<'_, P> {
+        let _lockdep = crate::lockdep::PageLockToken::acquire(self as *const Self as usize);
         PageLock {
             page: self,
             data: sync::lock(&self.data),
+            _lockdep,
         }
     }
 
@@ -107,6 +109,8 @@ impl<P> fmt::Debug for Page<P> {
 pub struct PageLock<'a, P> {
     page: &'a Page<P>,
     data: MutexGuard<'a, P>,
+    /// The lock-order checker's record (zero-sized without the `lockdep` feature).
+    _lockdep: crate::lockdep::PageLockToken,
 }
 
 impl<P> PageLock<'_, P> {

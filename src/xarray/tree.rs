@@ -77,6 +77,8 @@ pub struct XArray<T, const SLOTS: usize = 64> {
     collector: Option<Collector>,
     /// Where lock waiters sleep; `None`: the process-wide table (see `src/lock/`).
     pub(crate) wait_table: Option<Arc<WaitTable>>,
+    /// The lock class (`src/lockdep/`; zero-sized without the `lockdep` feature).
+    pub(crate) lockdep: crate::lockdep::TreeClass,
     _items: PhantomData<Arc<T>>,
 }
 
@@ -85,12 +87,14 @@ pub struct XArray<T, const SLOTS: usize = 64> {
 
 impl<T> XArray<T> {
     /// An empty tree with 64 slots per node, using the global epoch collector.
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn new() -> Self {
         Self::with_slots()
     }
 }
 
 impl<T> Default for XArray<T> {
+    #[cfg_attr(feature = "lockdep", track_caller)]
     fn default() -> Self {
         Self::new()
     }
@@ -98,10 +102,12 @@ impl<T> Default for XArray<T> {
 
 impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     /// An empty tree with `SLOTS` slots per node (`XArray::<T, 4>::with_slots()`).
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn with_slots() -> Self {
         Self::build(None)
     }
 
+    #[cfg_attr(feature = "lockdep", track_caller)]
     fn build(collector: Option<Collector>) -> Self {
         let _ = node::Geometry::<SLOTS>::BITS; // compile-time check of SLOTS
         XArray {
@@ -118,6 +124,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
             collector,
             // Loom cannot model a process-wide static: every tree gets its own table.
             wait_table: cfg!(loom).then(|| Arc::new(WaitTable::new(4))),
+            lockdep: crate::lockdep::TreeClass::here(),
             _items: PhantomData,
         }
     }
@@ -125,6 +132,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     /// An empty tree that reclaims through its own epoch `collector` instead of the
     /// global one: useful in tests (dropping the tree and the collector frees everything
     /// that was retired, deterministically) and under loom (fewer states).
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn with_collector(collector: Collector) -> Self {
         Self::build(Some(collector))
     }
