@@ -58,7 +58,7 @@ pub struct XArray<T, const SLOTS: usize = 64> {
     pub(crate) head: AtomicUsize,
     /// The head's spin lock: taken by writers that change a head holding a node (the
     /// root's growth and shrinking) or a head entry other than by the lock layer's fast
-    /// paths (see `cursor.rs`).
+    /// paths (see `cursor/mod.rs`).
     pub(crate) head_lock: AtomicU32,
     /// The head's marks: bit `m` set iff some entry carries mark `m`.
     pub(crate) root_marks: AtomicU8,
