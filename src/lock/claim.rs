@@ -2,7 +2,7 @@
 //!
 //! [`LockCursor::claim`] walks the range in ascending index order. Each step locks the
 //! owner of the slot that covers the first unclaimed index `p` (the walk descends through
-//! nodes without locks, `xarray/cursor.rs`) and takes the part of the range that slot
+//! nodes without locks, `xarray/cursor/mod.rs`) and takes the part of the range that slot
 //! covers, then goes on to the next slot of the same node while it can, without letting
 //! go of the lock. What a slot holds decides the step:
 //!

@@ -150,10 +150,11 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// waiting further on. Every such entry found is waited for, once, until it opens, is
     /// released, or its evicted entries are put back; the scan then goes on after it.
     ///
-    /// The range is scanned without the write lock (a lock-free iteration, so writers
-    /// are never stalled); only a lock entry found makes it take the lock to read the
-    /// entry's `pending` flag. The cost is O(1) (one write-lock round trip) while
-    /// nothing in the tree is pending, else one step per entry in the range. A thread
+    /// The range is scanned without locks (a lock-free iteration, so writers are never
+    /// stalled); only a lock entry found makes it lock that entry's owner to read its
+    /// `pending` flag. The cost is O(1) (one load of the tree's count of pending
+    /// acquisitions) while nothing in the tree is pending, else one step per entry in
+    /// the range. A thread
     /// that holds any range of this tree gets [`LockError::WouldDeadlock`] instead of
     /// sleeping: the pending entry's owner may be queued on that very range.
     pub(crate) fn wait_sealed(&self, range: Inclusive) -> Result<(), LockError> {

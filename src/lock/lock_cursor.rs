@@ -11,7 +11,7 @@
 //!
 //! The operations themselves are `impl LockCursor` blocks: `claim.rs` (acquisition),
 //! `release.rs` (release, downgrade, publish, restore, unseal). Every one of them runs
-//! with at most one slot owner locked at a time (see `xarray/cursor.rs`), never sleeps,
+//! with at most one slot owner locked at a time (see `xarray/cursor/mod.rs`), never sleeps,
 //! and never runs user code.
 
 use super::held;

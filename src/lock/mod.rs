@@ -8,22 +8,25 @@
 //!
 //! # The protocol in one page
 //!
-//! * **Acquire** ([`XArray::lock_range`](crate::XArray::lock_range)): under the tree's write lock, walk the range in
-//!   ascending order (`claim.rs`): empty regions get fresh entries (O(levels x SLOTS) for
-//!   any length), items and values are evicted into the guard, compatible lock entries
-//!   are split to the range and their holder count raised. At the first entry that may
-//!   not be taken, set its `waiters` flag, queue a record in the wait table, drop the
-//!   write lock and sleep; what was claimed so far stays claimed. Ascending order and
-//!   waiting only at the first conflict mean range lockers cannot deadlock each other.
-//! * **Fast path**: the whole range of an empty tree is one compare-exchange of the
-//!   tree's head (`EMPTY -> one holder`), its release one compare-exchange back, and its
-//!   downgrade one compare-exchange from Exclusive to Shared.
+//! * **Acquire** ([`XArray::lock_range`](crate::XArray::lock_range)): walk the range in
+//!   ascending order (`claim.rs`), locking one slot owner (a node, or the head) at a
+//!   time; there is no tree-wide lock. Empty regions get fresh entries (a part of a slot,
+//!   whatever its alignment, is one lock record: `xarray/record.rs`), items and values
+//!   are evicted into the guard, compatible lock entries are split to the range and
+//!   their holder count raised. At the first entry that may not be taken, set its
+//!   `waiters` flag and queue a record in the wait table while its owner is locked, let
+//!   go and sleep; what was claimed so far stays claimed. Ascending order and waiting
+//!   only at the first conflict mean range lockers cannot deadlock each other.
+//! * **Fast path** (`xarray/head.rs`): any range of an empty tree is one
+//!   compare-exchange of the tree's head (`EMPTY` -> a one-holder entry over everything,
+//!   or a lock record with the range's bounds), its release one compare-exchange back,
+//!   and the whole range's downgrade one compare-exchange from Exclusive to Shared.
 //! * **Release** (dropping a [`RangeGuard`], also on unwind): decrement every entry of
 //!   the range; an entry whose last holder leaves is removed, or kept *reserved* while
 //!   acquirers are queued on it, and the front of its queue is woken. Entries without
 //!   the `waiters` flag never touch the wait table.
-//! * **Wait** (`wait_table.rs`): register, re-check, sleep, all ordered by the write lock:
-//!   no lost wake-ups. Waking picks only the waiters that can now run.
+//! * **Wait** (`wait_table.rs`): register, re-check, sleep, all ordered by the lock of the
+//!   entry's owner: no lost wake-ups. Waking picks only the waiters that can now run.
 //! * **Fairness** (`claim.rs`): a contended entry goes to the oldest conflicting waiter
 //!   first; newcomers queue behind every waiter they conflict with. A thread that holds
 //!   the index Shared may join Shared holders regardless (the recursive-read trap).

@@ -6,7 +6,7 @@
 //! split one, except to reach a one-index entry inside a lock record (publish). Like a
 //! claim, each step locks the owner of one slot and goes on through the slots of the
 //! same node under the same lock; a node emptied by a release is unlinked when its lock
-//! is let go (`xarray/cursor.rs`).
+//! is let go (`xarray/cursor/collapse.rs`).
 
 use super::evicted::Evicted;
 use super::lock_cursor::{LockCursor, LockEntry};

@@ -9,13 +9,20 @@
 //!
 //! # No lost wake-ups
 //!
-//! Records are added, removed and woken only while the tree's write lock is held (lock
-//! order: tree write lock, then bucket mutex). A waiter registers its record and sets the
-//! entry's `waiters` flag under the write lock, drops the write lock, then sleeps on the
-//! bucket until its record is marked woken. Whoever changes the entry holds the write
-//! lock, sees the flag, and marks the record under the bucket mutex; the waiter checks
-//! the mark under that same mutex before every sleep. The flag is why an uncontended
-//! release never visits the table.
+//! There is no tree-wide lock: the lock that orders a waiter with the entry it waits on
+//! is that entry's *owner lock*, the spin lock of the node whose slot holds the entry
+//! (or the tree's head lock, for an entry in the head); a bucket mutex may be taken
+//! under it, never the other way round. A waiter sets the entry's `waiters` flag and
+//! registers its record under the owner's lock, lets go of it, then sleeps on the bucket
+//! until its record is marked woken. Whoever changes the entry holds the owner's lock, so
+//! it sees the flag and, behind it, the record, and marks the record woken under the
+//! bucket mutex; the waiter checks the mark under that same mutex before every sleep.
+//! The lock-free fast paths of the head only ever change an entry without the flag. The
+//! flag is why an uncontended release never visits the table.
+//!
+//! A record is keyed by the base of the entry it waits on. When that entry is split or
+//! pushed down into a child node, its waiters are woken with [`Wake::Moved`] and queue
+//! again under the new pieces' bases.
 //!
 //! # Fairness data
 //!
@@ -141,7 +148,8 @@ impl WaitTable {
         &self.buckets[index]
     }
 
-    /// Adds a record for `seq` (call with the tree's write lock held).
+    /// Adds a record for `seq` (call with the lock of the entry's owner held: its node's
+    /// lock, or the head lock).
     pub(crate) fn register(&self, tree: u64, base: u64, wants: Wants, seq: u64) {
         let bucket = self.bucket(tree, base);
         sync::lock(&bucket.records).push(Record {
@@ -235,7 +243,7 @@ impl WaitTable {
     }
 
     /// Sleeps until the record of `seq` is woken (or gone), or until `deadline`.
-    /// Returns `false` on timeout. Call without the tree's write lock.
+    /// Returns `false` on timeout. Call with no lock of the tree held.
     pub(crate) fn wait(&self, tree: u64, base: u64, seq: u64, deadline: Option<Instant>) -> bool {
         let bucket = self.bucket(tree, base);
         let mut records = sync::lock(&bucket.records);

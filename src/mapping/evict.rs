@@ -16,7 +16,9 @@
 //! its restored marks are rebuilt from its flags (a buffered write that was inside its
 //! page lock when the eviction happened may have dirtied it since, and its mark was
 //! refused by the lock entry; a write-back that ran meanwhile has cleaned it). Then the
-//! entries go back and the range is released, in one critical section of the tree.
+//! entries go back and the range is released in one ascending walk of the tree, each
+//! index put back or released by the step that visits it, before any page lock is let
+//! go.
 
 use core::ops::RangeInclusive;
 use std::sync::Arc;

@@ -65,9 +65,9 @@
 //!
 //! # Lock order
 //!
-//! Range locks (ascending), then page locks, then the tree's internal write lock. No
-//! thread takes a page lock while it holds the tree's write lock, and no callback runs
-//! under the tree's lock. Callbacks do run under a page lock (`flush`, the `read` and
+//! Range locks (ascending), then page locks, then the tree's internal node and head
+//! locks (held only inside one tree operation). No thread takes a page lock while it
+//! holds a lock of the tree, and no callback runs under one. Callbacks do run under a page lock (`flush`, the `read` and
 //! `write` closures, write-back's `write`), so they must not fault, lock or write pages
 //! of the same mapping. Write-back may wait for a direct IO's or an edit's hand-off of
 //! evicted dirty pages (range-lock state), so a thread that holds a range of the mapping

@@ -17,7 +17,8 @@ use crate::sync::atomic::Ordering;
 impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     /// Checks the tree's structural invariants; `Err` describes the first violation.
     ///
-    /// Meant for tests and fuzzing: it walks the whole tree under the write lock.
+    /// Meant for tests and fuzzing: it walks the whole tree holding the head lock and
+    /// every node's lock (see the module docs).
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
         let _guard = self.pin();
@@ -50,7 +51,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
                 lock.keep();
                 locked.push(root);
                 let child = root.load(0);
-                // SAFETY: we hold the write lock.
+                // SAFETY: we hold the root's lock (`count` is only touched under it).
                 if unsafe { root.count() } == 1 && entry::is_node(child) {
                     return Err("root holds only a child in slot 0 (not shrunk)".into());
                 }

@@ -134,7 +134,7 @@ pub(crate) fn word_node<N>(word: usize) -> *const N {
 
 /// Records are aligned to 64: bits 4 and 5 of a record word are free; bit 4 marks a
 /// *busy* head record (one that a writer under the head lock is taking apart, see
-/// `cursor.rs`), so that no fast path can take it out, and the record be reused,
+/// `cursor/grow.rs`), so that no fast path can take it out, and the record be reused,
 /// meanwhile.
 const RECORD_BITS: usize = 0b11_1111;
 const BUSY: usize = 0b1_0000;

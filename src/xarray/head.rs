@@ -1,7 +1,7 @@
 //! The head's lock fast paths: the only changes of a slot word made without a lock.
 //!
 //! An uncontended range lock on a tree with nothing in it, and its release, are one
-//! compare-exchange of the head each (see `cursor.rs`, "The words changed without a
+//! compare-exchange of the head each (see `cursor/mod.rs`, "The words changed without a
 //! lock"): an empty head becomes a lock entry over all of `u64` or a lock record with
 //! the range's bounds, and back. Writers under `head_lock` change a non-node head only by
 //! compare-exchange too, so either side that loses a race looks again. These functions

@@ -15,10 +15,16 @@
 //! * **Reads** (`walk.rs`) pin crossbeam-epoch and follow slot words with `Acquire` loads:
 //!   no lock, no reference count (unless the caller asks for an `Arc`), one load per
 //!   level.
-//! * **Writes** (`cursor.rs`) take one short internal mutex per tree (Linux's `xa_lock`),
-//!   never held across user code, IO or a wait. Every slot change is a single-word
-//!   store: a new node is fully built before one `Release` store publishes it, and an
-//!   unlinked node or item is *retired*: freed by the epoch once no reader can hold it.
+//! * **Writes** (`cursor/`) take no tree-wide lock. A write cursor walks down without
+//!   locks, then locks only the node that holds the slot it changes (a spin lock in the
+//!   node, `node.rs`; the tree's `head_lock` for the head), checks that the node was not
+//!   unlinked meanwhile (its *obsolete* bit) and re-reads the slot. Locks are short and
+//!   never held across user code, IO or a wait; writers of slots in different nodes
+//!   share no lock. Every slot change is a single-word store or compare-exchange: a new
+//!   node is fully built before one `Release` store publishes it, and an unlinked node
+//!   or item is *retired*: freed by the epoch (nodes go back to the tree's node cache)
+//!   once no reader can hold it. The one change made with no lock at all is the lock
+//!   layer's fast path on an empty head (`head.rs`).
 //!
 //! # Semantics
 //!

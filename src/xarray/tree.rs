@@ -22,8 +22,9 @@ use crate::sync::ItemArc as Arc;
 /// A concurrent radix tree mapping every `u64` index to an [`Entry`]: empty, an item
 /// (`Arc<T>`), or a 63-bit value.
 ///
-/// Reads are lock-free (crossbeam-epoch); writes serialise on one short internal lock
-/// that is never held across user code. `SLOTS` is the fan-out (a power of two in
+/// Reads are lock-free (crossbeam-epoch); a write locks only the node that holds the
+/// slot it changes (short spin locks, never held across user code), so writers of
+/// different nodes run in parallel. `SLOTS` is the fan-out (a power of two in
 /// `2..=64`); keep the default of 64 except to test (4 reaches deep trees quickly).
 ///
 /// Semantically the tree is a total map from index to entry plus three [`Mark`]s per
@@ -57,7 +58,7 @@ pub struct XArray<T, const SLOTS: usize = 64> {
     pub(crate) head: AtomicUsize,
     /// The head's spin lock: taken by writers that change a head holding a node (the
     /// root's growth and shrinking) or a head entry other than by the lock layer's fast
-    /// paths (see `cursor.rs`).
+    /// paths (see `cursor/mod.rs`).
     pub(crate) head_lock: AtomicU32,
     /// The head's marks: bit `m` set iff some entry carries mark `m`.
     pub(crate) root_marks: AtomicU8,
@@ -69,9 +70,10 @@ pub struct XArray<T, const SLOTS: usize = 64> {
     pub(crate) items: AtomicUsize,
     /// Nodes reachable from the head.
     pub(crate) nodes: AtomicUsize,
-    /// Acquisitions and guards that have entries marked `pending` in the tree (changed
-    /// only under the write lock): while it is zero no entry is pending, so
-    /// `wait_sealed` has nothing to wait for and skips its scan.
+    /// Acquisitions and guards that have entries marked `pending` in the tree (raised
+    /// before the first pending entry is stored, lowered after the last is cleared,
+    /// `SeqCst`): while it is zero no entry is pending, so `wait_sealed` has nothing to
+    /// wait for and skips its scan.
     pub(crate) pending_claims: AtomicUsize,
     /// `None`: crossbeam-epoch's global collector.
     collector: Option<Collector>,
