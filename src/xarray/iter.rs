@@ -6,7 +6,7 @@ use core::ops::RangeInclusive;
 use crossbeam_epoch::Guard;
 
 use super::entry::{self, Entry, EntryRef};
-use super::node::Node;
+use super::node::{Geometry, Node};
 use super::span::Inclusive;
 use super::tree::{decode_owned, XArray};
 use super::walk;
@@ -16,16 +16,39 @@ use super::walk;
 const REPIN_EVERY: u32 = 128;
 
 /// The iteration state both iterators share: what is left of the range, the mark
-/// filter, and a hint: the node where the last entry was found, so that the next step
-/// usually scans on in the same node instead of walking down from the head again.
+/// filter, and the node scan: the node where the last entry was found with the slots of
+/// it still to look at, so that the next step usually reads the next occupied slot of
+/// the same leaf instead of searching again.
+///
+/// # The leaf-local fast path
+///
+/// Once a search has found an entry, the scan keeps the node it was found in and a
+/// bitmap of that node's slots after it inside the range (for `iter_marked`, only those
+/// whose mark bit was set when the bitmap was taken). A step then costs one slot load
+/// per slot looked at: an empty slot is skipped, a plain entry is reported with its
+/// slot's span. Only a child node or a lock record sends the step back to the search
+/// of `walk.rs` (from that slot, in the same node), and a node whose bitmap runs out
+/// sends it to a search from the head. Every slot is still read with one `Acquire` load
+/// at the moment it is reported, so what a step can see is what a search started at
+/// that moment could see: the scan is as much (and as little) a snapshot as before.
 #[derive(Debug)]
 struct Scan<const SLOTS: usize> {
     remaining: Option<Inclusive>,
     mark: Option<usize>,
-    hint: Option<(*const Node<SLOTS>, u64)>,
+    node_scan: Option<NodeScan<SLOTS>>,
     /// Whether an entry was reported already: later entries are clipped to what is
     /// left of the range (see [`Scan::next`]).
     resumed: bool,
+}
+
+/// The node of the last entry reported and its slots still to look at.
+#[derive(Debug, Clone, Copy)]
+struct NodeScan<const SLOTS: usize> {
+    node: *const Node<SLOTS>,
+    /// The first index `node` covers.
+    base: u64,
+    /// Slots after the last entry reported, inside the range (and marked, if filtered).
+    pending: u64,
 }
 
 impl<const SLOTS: usize> Scan<SLOTS> {
@@ -33,7 +56,7 @@ impl<const SLOTS: usize> Scan<SLOTS> {
         Scan {
             remaining: range,
             mark,
-            hint: None,
+            node_scan: None,
             resumed: false,
         }
     }
@@ -46,6 +69,7 @@ impl<const SLOTS: usize> Scan<SLOTS> {
     /// the index after the last one reported, and an entry stored meanwhile may cover
     /// indices before that, which were reported already: its span starts at the search
     /// position instead, so that no index is reported twice and spans stay ascending.
+    #[inline(always)]
     fn next<T>(
         &mut self,
         xa: &XArray<T, SLOTS>,
@@ -53,34 +77,56 @@ impl<const SLOTS: usize> Scan<SLOTS> {
     ) -> Option<(RangeInclusive<u64>, usize)> {
         let mut range = self.remaining?;
         let mut found = None;
-        if let Some((node, base)) = self.hint.take() {
-            // SAFETY: the hint was found under `guard`, which has stayed pinned since
-            // (the caller's contract), so the node is still allocated. If it was unlinked
+        if let Some(scan) = &mut self.node_scan {
+            // SAFETY: the node was found under `guard`, which has stayed pinned since
+            // (the caller's contract), so it is still allocated. If it was unlinked
             // meanwhile, it holds the entries of the moment it was unlinked: a reading
             // that a walk started at that moment would also have produced.
-            let node = unsafe { &*node };
-            let last = walk::node_last::<SLOTS>(base, node.shift as u32);
-            if range.first <= last {
-                match walk::find_in(
-                    guard,
-                    node,
-                    base,
-                    range.first,
-                    range.last.min(last),
-                    self.mark,
-                ) {
+            let node = unsafe { &*scan.node };
+            let shift = node.shift as u32;
+            while scan.pending != 0 {
+                let offset = scan.pending.trailing_zeros() as usize;
+                scan.pending &= scan.pending - 1;
+                let word = node.load(offset);
+                if word == entry::EMPTY {
+                    continue;
+                }
+                let slot_first = scan.base + ((offset as u64) << shift);
+                if !entry::is_node(word) && !entry::is_record(word) {
+                    // The fast path: a plain entry in the slot's whole block.
+                    let slot_last = walk::slot_last(slot_first, shift);
+                    self.remaining = (slot_last < range.last).then(|| Inclusive {
+                        first: slot_last + 1,
+                        last: range.last,
+                    });
+                    self.resumed = true;
+                    return Some((slot_first.max(range.first)..=slot_last, word));
+                }
+                // A child or a lock record: search on from this slot.
+                let (base, last) = (scan.base, walk::node_last::<SLOTS>(scan.base, shift));
+                let from = slot_first.max(range.first);
+                match walk::find_in(guard, node, base, from, range.last.min(last), self.mark) {
                     Some(Some(hit)) => found = Some(hit),
-                    Some(None) => {
-                        if last >= range.last {
-                            self.remaining = None;
-                            return None;
-                        }
-                        range.first = last + 1;
-                    }
+                    Some(None) => range.first = last.saturating_add(1),
                     // A lock record changed into a node under the search: the walk from
                     // the head below looks again.
-                    None => {}
+                    None => range.first = from,
                 }
+                break;
+            }
+            if found.is_none() && scan.pending == 0 {
+                // The node holds nothing more of the range (slots not in `pending` lie
+                // outside it, or behind the last entry reported).
+                let last = walk::node_last::<SLOTS>(scan.base, shift);
+                if last >= range.last {
+                    self.remaining = None;
+                    self.node_scan = None;
+                    return None;
+                }
+                range.first = range.first.max(last + 1);
+            }
+            if found.is_none() {
+                self.node_scan = None;
             }
         }
         let found = match found {
@@ -93,9 +139,15 @@ impl<const SLOTS: usize> Scan<SLOTS> {
                 }
             },
         };
-        if !found.node.is_null() {
-            self.hint = Some((found.node, found.base));
-        }
+        self.node_scan = (!found.node.is_null()).then(|| {
+            // SAFETY: found under `guard`, still pinned (as above).
+            let node = unsafe { &*found.node };
+            NodeScan {
+                node: found.node,
+                base: found.base,
+                pending: self.pending_after(node, found.base, found.last, range.last),
+            }
+        });
         let last = found.last;
         self.remaining = (last < range.last).then(|| Inclusive {
             first: last + 1,
@@ -110,9 +162,26 @@ impl<const SLOTS: usize> Scan<SLOTS> {
         Some((first..=last, found.word))
     }
 
-    /// Drops the hint (before the guard is re-pinned).
+    /// The slots of `node` (whose first index is `base`) after the one holding index
+    /// `after`, up to the one holding `last`, filtered by the mark's bitmap.
+    #[inline]
+    fn pending_after(&self, node: &Node<SLOTS>, base: u64, after: u64, last: u64) -> u64 {
+        let shift = node.shift as u32;
+        let next = ((after - base) >> shift) + 1;
+        let end = ((last - base) >> shift).min(Geometry::<SLOTS>::slots_in_range(shift) as u64 - 1);
+        if next > end {
+            return 0;
+        }
+        let bits = walk::range_bits(next as usize, end as usize);
+        match self.mark {
+            Some(m) => bits & node.mark_bits(m),
+            None => bits,
+        }
+    }
+
+    /// Drops the node scan (before the guard is re-pinned).
     fn forget_hint(&mut self) {
-        self.hint = None;
+        self.node_scan = None;
     }
 }
 
