@@ -61,29 +61,27 @@ impl<const SLOTS: usize> Scan<SLOTS> {
         }
     }
 
-    /// The next entry's span and word, read under `guard`, which must be the guard
-    /// every earlier step ran under unless [`Scan::forget_hint`] was called since.
+    /// The next entry's span (first and last index) and word, read under `guard`, which
+    /// must be the guard every earlier step ran under unless [`Scan::forget_hint`] was
+    /// called since.
     ///
     /// The first entry is reported with its whole block, even if that begins before the
     /// range (a multi-index entry the range starts inside). A later step searches from
     /// the index after the last one reported, and an entry stored meanwhile may cover
     /// indices before that, which were reported already: its span starts at the search
     /// position instead, so that no index is reported twice and spans stay ascending.
+    ///
+    /// This is the fast path, small enough to inline into the caller's loop; everything
+    /// else is [`Scan::next_slow`].
     #[inline(always)]
-    fn next<T>(
-        &mut self,
-        xa: &XArray<T, SLOTS>,
-        guard: &Guard,
-    ) -> Option<(RangeInclusive<u64>, usize)> {
-        let mut range = self.remaining?;
-        let mut found = None;
+    fn next<T>(&mut self, xa: &XArray<T, SLOTS>, guard: &Guard) -> Option<(u64, u64, usize)> {
+        let range = self.remaining?;
         if let Some(scan) = &mut self.node_scan {
             // SAFETY: the node was found under `guard`, which has stayed pinned since
             // (the caller's contract), so it is still allocated. If it was unlinked
             // meanwhile, it holds the entries of the moment it was unlinked: a reading
             // that a walk started at that moment would also have produced.
             let node = unsafe { &*scan.node };
-            let shift = node.shift as u32;
             while scan.pending != 0 {
                 let offset = scan.pending.trailing_zeros() as usize;
                 scan.pending &= scan.pending - 1;
@@ -91,42 +89,66 @@ impl<const SLOTS: usize> Scan<SLOTS> {
                 if word == entry::EMPTY {
                     continue;
                 }
-                let slot_first = scan.base + ((offset as u64) << shift);
-                if !entry::is_node(word) && !entry::is_record(word) {
-                    // The fast path: a plain entry in the slot's whole block.
-                    let slot_last = walk::slot_last(slot_first, shift);
-                    self.remaining = (slot_last < range.last).then(|| Inclusive {
-                        first: slot_last + 1,
-                        last: range.last,
-                    });
-                    self.resumed = true;
-                    return Some((slot_first.max(range.first)..=slot_last, word));
+                if entry::is_node(word) || entry::is_record(word) {
+                    return self.next_slow(xa, guard, range, Some(offset));
                 }
-                // A child or a lock record: search on from this slot.
-                let (base, last) = (scan.base, walk::node_last::<SLOTS>(scan.base, shift));
-                let from = slot_first.max(range.first);
-                match walk::find_in(guard, node, base, from, range.last.min(last), self.mark) {
+                // A plain entry covers its slot's whole block, which lies after the last
+                // entry reported: no clipping.
+                let shift = node.shift as u32;
+                let slot_first = scan.base + ((offset as u64) << shift);
+                let slot_last = walk::slot_last(slot_first, shift);
+                self.remaining = (slot_last < range.last).then(|| Inclusive {
+                    first: slot_last + 1,
+                    last: range.last,
+                });
+                self.resumed = true;
+                return Some((slot_first.max(range.first), slot_last, word));
+            }
+        }
+        self.next_slow(xa, guard, range, None)
+    }
+
+    /// The rest of [`Scan::next`]: the node scan stopped at slot `stopped_at` (a child
+    /// or a lock record: search on from there, in the same node) or ran out (`None`: go
+    /// on after the node), or there is none yet; then a search from the head.
+    #[inline(never)]
+    fn next_slow<T>(
+        &mut self,
+        xa: &XArray<T, SLOTS>,
+        guard: &Guard,
+        mut range: Inclusive,
+        stopped_at: Option<usize>,
+    ) -> Option<(u64, u64, usize)> {
+        let mut found = None;
+        if let Some(scan) = self.node_scan.take() {
+            // SAFETY: as in `next`.
+            let node = unsafe { &*scan.node };
+            let shift = node.shift as u32;
+            let last = walk::node_last::<SLOTS>(scan.base, shift);
+            // Whether the node is known to hold nothing more of the range once no entry
+            // was found in it. Slots not in `pending` lie outside the range or behind the
+            // last entry reported, so a scan that ran out says so at once.
+            let mut node_done = true;
+            if let Some(offset) = stopped_at {
+                let from = (scan.base + ((offset as u64) << shift)).max(range.first);
+                let upto = range.last.min(last);
+                match walk::find_in(guard, node, scan.base, from, upto, self.mark) {
                     Some(Some(hit)) => found = Some(hit),
-                    Some(None) => range.first = last.saturating_add(1),
+                    Some(None) => {}
                     // A lock record changed into a node under the search: the walk from
                     // the head below looks again.
-                    None => range.first = from,
+                    None => {
+                        range.first = from;
+                        node_done = false;
+                    }
                 }
-                break;
             }
-            if found.is_none() && scan.pending == 0 {
-                // The node holds nothing more of the range (slots not in `pending` lie
-                // outside it, or behind the last entry reported).
-                let last = walk::node_last::<SLOTS>(scan.base, shift);
+            if found.is_none() && node_done {
                 if last >= range.last {
                     self.remaining = None;
-                    self.node_scan = None;
                     return None;
                 }
                 range.first = range.first.max(last + 1);
-            }
-            if found.is_none() {
-                self.node_scan = None;
             }
         }
         let found = match found {
@@ -159,7 +181,7 @@ impl<const SLOTS: usize> Scan<SLOTS> {
             found.first
         };
         self.resumed = true;
-        Some((first..=last, found.word))
+        Some((first, last, found.word))
     }
 
     /// The slots of `node` (whose first index is `base`) after the one holding index
@@ -218,6 +240,7 @@ impl<'a, T, const SLOTS: usize> Iter<'a, T, SLOTS> {
 impl<T, const SLOTS: usize> Iterator for Iter<'_, T, SLOTS> {
     type Item = (RangeInclusive<u64>, Entry<T>);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         self.since_repin += 1;
         if self.since_repin == REPIN_EVERY {
@@ -225,9 +248,9 @@ impl<T, const SLOTS: usize> Iterator for Iter<'_, T, SLOTS> {
             self.scan.forget_hint();
             self.guard.repin();
         }
-        let (span, word) = self.scan.next(self.xa, &self.guard)?;
+        let (first, last, word) = self.scan.next(self.xa, &self.guard)?;
         // SAFETY: the word was read under `self.guard`, which is still pinned.
-        Some((span, unsafe { decode_owned(word) }))
+        Some((first..=last, unsafe { decode_owned(word) }))
     }
 }
 
@@ -266,10 +289,11 @@ impl<'g, T, const SLOTS: usize> RefIter<'g, T, SLOTS> {
 impl<'g, T, const SLOTS: usize> Iterator for RefIter<'g, T, SLOTS> {
     type Item = (RangeInclusive<u64>, EntryRef<'g, T>);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (span, word) = self.scan.next(self.xa, self.guard)?;
+        let (first, last, word) = self.scan.next(self.xa, self.guard)?;
         // SAFETY: the word was read under `self.guard`, which outlives 'g.
-        Some((span, unsafe { decode_ref(word) }))
+        Some((first..=last, unsafe { decode_ref(word) }))
     }
 }
 
@@ -307,8 +331,89 @@ pub(crate) unsafe fn decode_ref<'g, T>(word: usize) -> EntryRef<'g, T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::XArray;
+    use crate::{Entry, XArray};
+    use core::ops::RangeInclusive;
     use std::sync::Arc;
+
+    /// The leaf-local fast path hands over to the search at every kind of slot it cannot
+    /// report itself (a child node, a lock record) and after a node runs out, and
+    /// `iter`, `iter_marked` and a loop of `find`s agree on every sub-range.
+    #[test]
+    fn node_scan_agrees_with_find() {
+        use crate::xarray::{LockMode, Mark};
+        let xa: XArray<u64, 4> = XArray::with_slots();
+        for i in [0, 1, 3, 9, 10, 17, 18, 19, 64, 65, 200, 1 << 20] {
+            xa.store(i, Arc::new(i)).unwrap();
+        }
+        xa.store_range(4..8, 5).unwrap(); // a multi-index entry beside leaves
+        xa.store_range(20..24, 8).unwrap(); // ... followed in its node by a lock record
+        xa.store_range(32..48, 6).unwrap(); // ... followed in its node by a child
+        xa.store(50, Arc::new(50)).unwrap();
+        let _record = xa.lock_range(25..27, LockMode::Exclusive).unwrap();
+        let _lock = xa.lock_range(66..67, LockMode::Shared).unwrap();
+        for i in [1, 5, 18, 50, 65, 1 << 20] {
+            xa.set_mark(i, Mark::M1);
+        }
+        let spans = |it: &mut dyn Iterator<Item = (RangeInclusive<u64>, Entry<u64>)>| {
+            it.map(|(span, _)| span).collect::<Vec<_>>()
+        };
+        let bounds = [
+            0,
+            1,
+            2,
+            4,
+            6,
+            9,
+            16,
+            21,
+            22,
+            24,
+            26,
+            40,
+            50,
+            64,
+            66,
+            100,
+            1 << 20,
+            u64::MAX,
+        ];
+        for &first in &bounds {
+            for &last in bounds.iter().filter(|&&last| last >= first) {
+                let mut by_find = Vec::new();
+                let mut from = first;
+                while let Some((span, _)) = xa.find(from) {
+                    if *span.start() > last {
+                        break;
+                    }
+                    let start = if by_find.is_empty() {
+                        *span.start()
+                    } else {
+                        from.max(*span.start())
+                    };
+                    by_find.push(start..=*span.end());
+                    match span.end().checked_add(1) {
+                        Some(next) if *span.end() < last => from = next,
+                        _ => break,
+                    }
+                }
+                assert_eq!(
+                    spans(&mut xa.iter(first..=last)),
+                    by_find,
+                    "{first}..={last}"
+                );
+                let guard = xa.read();
+                let borrowed: Vec<_> = guard.iter(first..=last).map(|(s, _)| s).collect();
+                assert_eq!(borrowed, by_find, "{first}..={last}");
+                let marked: Vec<_> = by_find
+                    .iter()
+                    .filter(|span| xa.get_mark(*span.end(), Mark::M1))
+                    .cloned()
+                    .collect();
+                let got = spans(&mut xa.iter_marked(first..=last, Mark::M1));
+                assert_eq!(got, marked, "marked {first}..={last}");
+            }
+        }
+    }
 
     /// A multi-index entry stored during an iteration over indices both behind and
     /// ahead of the cursor is reported from the cursor on: no index is reported twice.
