@@ -500,7 +500,11 @@ fn batched_reader_and_iteration_vs_range_store_and_split() {
                     let guard = xa.read();
                     let [six, five] = guard.entries_many([6, 5]);
                     let outcome = expect(six, 6, &[Expected::Page, Expected::Value(7)]);
-                    expect(five, 5, &[Expected::Empty, Expected::Value(7), Expected::Page]);
+                    expect(
+                        five,
+                        5,
+                        &[Expected::Empty, Expected::Value(7), Expected::Page],
+                    );
                     if let Some(page) = six.item() {
                         page.check(6);
                     }
