@@ -5,7 +5,9 @@
 //! |-------------------------|----------------------------------------------------------------|
 //! | `xarray_load`           | [`XArray::load`]: pin, walk, clone the `Arc`                   |
 //! | `xarray_read_guard`     | one [`XArray::read`] guard per batch, `get` borrows (no count) |
+//! | `xarray_get_many`       | the guard's [`ReadGuard::get_many`], [`LOCKSTEP`] indices a walk |
 //! | `vec`                   | `Vec<Option<Arc<T>>>` indexing: the physical limit, no sync    |
+//! | `vec_arc`               | the same `Vec`, with an `Arc` clone per hit (what `load` does) |
 //! | `rwlock_btreemap`       | `RwLock<BTreeMap<u64, Arc<T>>>`, read lock + `Arc` clone each  |
 //! | `rwlock_btreemap_batch` | the same map, one read lock per batch, borrowing               |
 //! | `mutex_hashmap`         | `Mutex<HashMap<u64, Arc<T>>>` (std hasher), lock + clone each  |
@@ -39,7 +41,11 @@ use std::time::{Duration, Instant};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
+use rangelock::xarray::ReadGuard;
 use rangelock::XArray;
+
+/// Indices per [`ReadGuard::get_many`] call in the `xarray_get_many` contender.
+const LOCKSTEP: usize = 8;
 
 /// Operations per criterion iteration.
 const BATCH: usize = 1024;
@@ -131,7 +137,9 @@ impl<'a> Stream<'a> {
 enum Contender {
     XaLoad,
     XaGuard,
+    XaMany,
     Vec,
+    VecArc,
     BTree,
     BTreeBatch,
     Hash,
@@ -142,7 +150,9 @@ impl Contender {
         match self {
             Contender::XaLoad => "xarray_load",
             Contender::XaGuard => "xarray_read_guard",
+            Contender::XaMany => "xarray_get_many",
             Contender::Vec => "vec",
+            Contender::VecArc => "vec_arc",
             Contender::BTree => "rwlock_btreemap",
             Contender::BTreeBatch => "rwlock_btreemap_batch",
             Contender::Hash => "mutex_hashmap",
@@ -199,9 +209,21 @@ impl Maps {
                     black_box(guard.get(i));
                 }
             }
+            Contender::XaMany => {
+                let guard: ReadGuard<'_, Item> = self.xa.read();
+                for chunk in batch.chunks_exact(LOCKSTEP) {
+                    let indices: [u64; LOCKSTEP] = chunk.try_into().expect("chunk");
+                    black_box(guard.get_many(indices));
+                }
+            }
             Contender::Vec => {
                 for &i in batch {
                     black_box(self.vec.get(i as usize).and_then(Option::as_deref));
+                }
+            }
+            Contender::VecArc => {
+                for &i in batch {
+                    black_box(self.vec.get(i as usize).and_then(Option::clone));
                 }
             }
             Contender::BTree => {
@@ -227,7 +249,7 @@ impl Maps {
     #[inline(always)]
     fn write_batch(&mut self, who: Contender, batch: &[u64], item: &Arc<Item>, erase: bool) {
         match who {
-            Contender::XaLoad | Contender::XaGuard => {
+            Contender::XaLoad | Contender::XaGuard | Contender::XaMany => {
                 for &i in batch {
                     if erase {
                         black_box(self.xa.erase(i).unwrap());
@@ -235,7 +257,7 @@ impl Maps {
                     black_box(self.xa.store(i, Arc::clone(item)).is_ok());
                 }
             }
-            Contender::Vec => {
+            Contender::Vec | Contender::VecArc => {
                 for &i in batch {
                     let slot = &mut self.vec[i as usize];
                     if erase {
@@ -343,17 +365,20 @@ fn thread_counts() -> Vec<usize> {
         .collect()
 }
 
-const ALL_LOOKUPS: [Contender; 6] = [
+const ALL_LOOKUPS: [Contender; 8] = [
     Contender::XaLoad,
     Contender::XaGuard,
+    Contender::XaMany,
     Contender::Vec,
+    Contender::VecArc,
     Contender::BTree,
     Contender::BTreeBatch,
     Contender::Hash,
 ];
-const SPARSE_LOOKUPS: [Contender; 5] = [
+const SPARSE_LOOKUPS: [Contender; 6] = [
     Contender::XaLoad,
     Contender::XaGuard,
+    Contender::XaMany,
     Contender::BTree,
     Contender::BTreeBatch,
     Contender::Hash,

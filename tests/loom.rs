@@ -477,6 +477,60 @@ fn reader_vs_range_store_and_split() {
     );
 }
 
+/// (f) Batched lookups and the leaf-local iteration fast path vs the writer of (d): the
+/// reader looks up 6 and 5 in one `get_many` walk (two lanes in lockstep from one read
+/// of the head), then iterates `5..=6`. Each lookup must be one that `entry` could have
+/// returned (6: the page or the value; 5: empty, the value or page 5), the iteration
+/// reports ascending, non-overlapping spans inside what the range held, and every node
+/// either path visits stays valid (the poison check) while the writer retires the old
+/// root and leaf.
+#[test]
+fn batched_reader_and_iteration_vs_range_store_and_split() {
+    model_reaching(
+        &["6: page", "6: value 7", "freed before join"],
+        |outcomes| {
+            let epoch = Epoch::Global;
+            let drops = Arc::new(AtomicUsize::new(0));
+            let xa = loom::sync::Arc::new(epoch.tree());
+            xa.store(6, Page::new(6, &drops)).unwrap();
+
+            let reader = {
+                let xa = xa.clone();
+                loom::thread::spawn(move || {
+                    let guard = xa.read();
+                    let [six, five] = guard.entries_many([6, 5]);
+                    let outcome = expect(six, 6, &[Expected::Page, Expected::Value(7)]);
+                    expect(
+                        five,
+                        5,
+                        &[Expected::Empty, Expected::Value(7), Expected::Page],
+                    );
+                    if let Some(page) = six.item() {
+                        page.check(6);
+                    }
+                    let mut next = 0;
+                    for (span, entry) in guard.iter(5..=6) {
+                        assert!(*span.start() >= next && span.start() <= span.end());
+                        next = span.end() + 1;
+                        if let Some(page) = entry.item() {
+                            page.check(*span.start());
+                        }
+                    }
+                    outcome
+                })
+            };
+
+            xa.store_range(0..16, 7).unwrap();
+            assert_eq!(xa.store(5, Page::new(5, &drops)).unwrap().value(), Some(7));
+            epoch.flush_all();
+            saw_freed_before_join(outcomes, &drops, 1);
+            outcomes.saw(reader.join().unwrap());
+            xa.check_invariants().unwrap();
+            epoch.expect_dropped(&drops, 1);
+        },
+    );
+}
+
 /// (e) NEGATIVE CONTROL for (a): the same erase-and-free race, but the reader looks up
 /// with `get_unpinned`, which does not pin the epoch. The writer's flushes then free
 /// (under loom: poison) the leaf the reader visits with nothing ordering the two, and

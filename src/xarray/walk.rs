@@ -133,6 +133,65 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         }
     }
 
+    /// The words covering each of `indices`, as [`Self::lookup_word`] would return them,
+    /// walked level by level in lockstep: at each level every unfinished lookup issues
+    /// its slot load before any of them is used, so the cache misses of different
+    /// indices overlap instead of queueing one chain of dependent loads behind another.
+    ///
+    /// Each lookup is an ordinary walk that starts from one shared read of the head,
+    /// so each index is seen before or after any single-slot change, as with
+    /// `lookup_word`; the lookups are not a snapshot of one moment. A lookup that meets
+    /// a lock record being rewritten finishes alone through `lookup_word`.
+    #[inline]
+    pub(crate) fn lookup_words<const N: usize>(
+        &self,
+        guard: &Guard,
+        indices: &[u64; N],
+    ) -> [usize; N] {
+        const { assert!(N <= 64, "at most 64 lookups walk in lockstep") };
+        let mut words = [EMPTY; N];
+        let head = self.head.load(Ordering::Acquire);
+        if !entry::is_node(head) {
+            for (word, &index) in words.iter_mut().zip(indices) {
+                *word = resolve(&self.head, head, index)
+                    .unwrap_or_else(|| self.lookup_word(guard, index));
+            }
+            return words;
+        }
+        let root = node_at::<SLOTS>(head, guard);
+        let mut shift = root.shift as u32;
+        let max = Geometry::<SLOTS>::max_index(shift);
+        // Lanes still walking: bit `lane` set while `nodes[lane]` is the node to read.
+        let mut walking = 0u64;
+        let mut nodes = [root; N];
+        for (lane, &index) in indices.iter().enumerate() {
+            if index <= max {
+                walking |= 1 << lane;
+            }
+        }
+        while walking != 0 {
+            let mut lanes = walking;
+            while lanes != 0 {
+                let lane = lanes.trailing_zeros() as usize;
+                lanes &= lanes - 1;
+                let index = indices[lane];
+                let slot = &nodes[lane].slots[Geometry::<SLOTS>::offset(index, shift)];
+                let word = slot.load(Ordering::Acquire);
+                if entry::is_node(word) {
+                    nodes[lane] = node_at(word, guard);
+                } else {
+                    walking &= !(1 << lane);
+                    words[lane] = resolve(slot, word, index)
+                        .unwrap_or_else(|| self.lookup_word(guard, index));
+                }
+            }
+            // Every node one level down has its parent's shift minus BITS (cursor
+            // invariant 2), whichever lane reached it.
+            shift = shift.wrapping_sub(Geometry::<SLOTS>::BITS);
+        }
+        words
+    }
+
     /// Whether the entry covering `index` carries mark `m`.
     pub(crate) fn lookup_mark(&self, guard: &Guard, index: u64, m: usize) -> bool {
         if self.root_marks.load(Ordering::Acquire) & (1 << m) == 0 {
@@ -342,7 +401,7 @@ pub(crate) fn slot_last(slot_first: u64, shift: u32) -> u64 {
 
 /// Bits `start..=end` of a `u64` (`end < 64`).
 #[inline(always)]
-fn range_bits(start: usize, end: usize) -> u64 {
+pub(crate) fn range_bits(start: usize, end: usize) -> u64 {
     let upto = if end == 63 {
         u64::MAX
     } else {
