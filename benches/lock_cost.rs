@@ -126,6 +126,9 @@ fn lock_xa(xa: &XArray<u64>, r: RangeInclusive<u64>) {
     ));
 }
 
+/// A row of the bytes table: its name and the lock-unlock it measures.
+type Row<'a> = (&'static str, Box<dyn FnMut(u64) + 'a>);
+
 fn bytes_table() {
     let empty: XArray<u64> = XArray::new();
     let full = populated();
@@ -134,7 +137,7 @@ fn bytes_table() {
         sparse.store(i, Arc::new(i)).expect("store");
     }
     let rm = range_mutex();
-    let rows: [(&str, Box<dyn FnMut(u64)>); 8] = [
+    let rows: [Row<'_>; 8] = [
         (
             "one index, empty tree",
             Box::new(|n| lock_xa(&empty, spread(n)..=spread(n))),
