@@ -186,6 +186,21 @@ fn cancellation_at_random_points_leaves_the_tree_as_found() {
     let blocker = xa.try_lock_range(SPACE - 1.., LockMode::Exclusive).unwrap();
     let rounds = iterations(2000);
     let cancelled = runtime(4).block_on(async {
+        // A leaked claim would hang the holders: fail instead.
+        tokio::time::timeout(Duration::from_secs(60), cancel_rounds(&xa, rounds))
+            .await
+            .expect("cancellations left a lock behind (the tasks hang)")
+    });
+    assert_eq!(cancelled, 6 * rounds);
+    drop(blocker);
+    assert_put_back(&xa, &items);
+}
+
+/// Two holder tasks and six cancelling tasks (see the test above); the number of
+/// futures cancelled.
+async fn cancel_rounds(xa: &Arc<XArray<u64, 4>>, rounds: usize) -> usize {
+    const SPACE: u64 = 32;
+    {
         let stop = Arc::new(AtomicBool::new(false));
         let mut holders = Vec::new();
         for h in 0..2u64 {
@@ -248,10 +263,7 @@ fn cancellation_at_random_points_leaves_the_tree_as_found() {
             h.await.unwrap();
         }
         cancelled
-    });
-    assert_eq!(cancelled, 6 * rounds);
-    drop(blocker);
-    assert_put_back(&xa, &items);
+    }
 }
 
 /// A minimal executor: polls on this thread, parks it between polls, and the waker
@@ -350,5 +362,137 @@ fn a_grant_to_a_dropped_future_is_handed_on() {
     drop(future); // handed on
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 10..=19);
     thread.join().unwrap();
+    xa.check_invariants().unwrap();
+}
+
+/// A waker that calls back into the tree it waits on. Woken under a bucket mutex or a
+/// node's spin lock, its lookup would deadlock; the release must wake it after both.
+struct Reentrant {
+    xa: Arc<XArray<u64>>,
+    calls: AtomicUsize,
+}
+
+impl Wake for Reentrant {
+    fn wake(self: Arc<Self>) {
+        // Both visit the entry's owner; the try_lock also its wait-table bucket.
+        let _ = self.xa.try_lock_range(10..20, LockMode::Exclusive);
+        let _ = self.xa.get(15);
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn wakers_run_outside_every_internal_lock() {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let table = Arc::new(WaitTable::new(1));
+        let xa: Arc<XArray<u64>> = Arc::new(XArray::new().with_wait_table(table));
+        xa.store(0, Arc::new(0)).unwrap();
+        let holder = xa.try_lock_range(10..20, LockMode::Exclusive).unwrap();
+        let reentrant = Arc::new(Reentrant {
+            xa: xa.clone(),
+            calls: AtomicUsize::new(0),
+        });
+        let waker = Waker::from(reentrant.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = Box::pin(xa.lock_range_async(10..20, LockMode::Exclusive));
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+        drop(holder);
+        let calls = reentrant.calls.load(Ordering::SeqCst);
+        let granted = future.as_mut().poll(&mut cx).is_ready();
+        tx.send((calls, granted)).unwrap();
+    });
+    let (calls, granted) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a waker ran under an internal lock and deadlocked");
+    assert_eq!(calls, 1);
+    assert!(granted);
+}
+
+/// A thread that wants an entry that tasks keep taking gets it: tasks queue behind it.
+#[test]
+fn a_blocking_waiter_is_not_starved_by_tasks() {
+    let xa: Arc<XArray<u64>> = Arc::new(XArray::new());
+    xa.store(100, Arc::new(0)).unwrap(); // no head fast path
+    let stop = Arc::new(AtomicBool::new(false));
+    let rt = runtime(2);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (xa, stop) = (xa.clone(), stop.clone());
+        tasks.push(rt.spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let g = xa
+                    .lock_range_async(0..8, LockMode::Exclusive)
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+                drop(g);
+                n += 1;
+            }
+            n
+        }));
+    }
+    let (tx, rx) = mpsc::channel();
+    let xa2 = xa.clone();
+    let rounds = iterations(200);
+    thread::spawn(move || {
+        for _ in 0..rounds {
+            drop(xa2.lock_range(2..4, LockMode::Exclusive).unwrap());
+        }
+        tx.send(()).unwrap();
+    });
+    let finished = rx.recv_timeout(Duration::from_secs(30));
+    stop.store(true, Ordering::Relaxed);
+    let taken: u64 = rt.block_on(async {
+        let mut sum = 0;
+        for t in tasks {
+            sum += t.await.unwrap();
+        }
+        sum
+    });
+    finished.expect("the blocking waiter was starved");
+    assert!(taken > 0);
+    xa.check_invariants().unwrap();
+}
+
+/// A task that wants an entry that threads keep taking gets it: threads queue behind it.
+#[test]
+fn a_task_is_not_starved_by_blocking_waiters() {
+    let xa: Arc<XArray<u64>> = Arc::new(XArray::new());
+    xa.store(100, Arc::new(0)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (xa, stop) = (xa.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let g = xa.lock_range(0..8, LockMode::Exclusive).unwrap();
+                    thread::yield_now();
+                    drop(g);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let rounds = iterations(200);
+    let finished = runtime(2).block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            for _ in 0..rounds {
+                drop(
+                    xa.lock_range_async(2..4, LockMode::Exclusive)
+                        .await
+                        .unwrap(),
+                );
+            }
+        })
+        .await
+    });
+    stop.store(true, Ordering::Relaxed);
+    let taken: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    finished.expect("the task was starved");
+    assert!(taken > 0);
     xa.check_invariants().unwrap();
 }
