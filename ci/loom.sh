@@ -30,7 +30,7 @@ export RUSTFLAGS="--cfg loom --cfg crossbeam_loom"
 export CARGO_TARGET_DIR=target/loom
 # The loom-only code (the poison checks, tests/loom*.rs, src/xarray/loom_hooks.rs) is
 # invisible to the normal clippy job: lint it here.
-cargo clippy --release -p rangelock --test loom --test loom_lock --test loom_mapping --test loom_fsync -- -D warnings
+cargo clippy --release -p rangelock --test loom --test loom_lock --test loom_mapping --test loom_fsync --test loom_async -- -D warnings
 # The comparison's loom-checked protocols (compare/tests/loom_*.rs): the two-state lock
 # and the direct-IO count, each built alone under loom (compare/src/sync.rs).
 cargo clippy --release -p rangelock-compare --lib --test loom_two_state --test loom_dio_count -- -D warnings
@@ -41,5 +41,8 @@ cargo test --release -p rangelock --test loom -- --include-ignored "$@"
 cargo test --release -p rangelock --test loom_lock -- "$@"
 cargo test --release -p rangelock --test loom_mapping -- "$@"
 cargo test --release -p rangelock --test loom_fsync -- "$@"
+# Async acquisition (tests/loom_async.rs): waker registration vs release, cancel vs
+# grant; under a second, both capped at one preemption.
+cargo test --release -p rangelock --test loom_async -- "$@"
 cargo test --release -p rangelock-compare --test loom_two_state -- "$@"
 cargo test --release -p rangelock-compare --test loom_dio_count -- "$@"

@@ -81,8 +81,8 @@ pub(crate) mod sync;
 pub mod xarray;
 
 pub use lock::{
-    DetachedGuard, Evicted, FillError, LockError, LockMode, PublishError, RangeGuard, RangeLock,
-    RangeLockGuard, WaitTable,
+    DetachedGuard, Evicted, FillError, LockError, LockMode, LockRangeFuture, PublishError,
+    RangeGuard, RangeLock, RangeLockGuard, WaitTable,
 };
 pub use xarray::{
     CompareExchangeError, Entry, EntryRef, Iter, Mark, ReadGuard, RefIter, StoreError, XArray,

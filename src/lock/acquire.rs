@@ -1,6 +1,7 @@
 //! `lock_range` and friends: the fast path, and the claim-wait loop of the slow path.
 
 use core::ops::RangeBounds;
+use core::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::claim::{Claim, Step};
@@ -247,51 +248,108 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         c: &mut Claim<T>,
         patience: Patience,
     ) -> Result<Option<Arc<T>>, LockError> {
-        let tree = self.id;
         if let Some(index) = self.self_conflict(c.first, c.last, c.mode) {
             return Err(LockError::WouldDeadlock { index });
         }
         let mut lc = LockCursor::new(self);
         let table = lc.table;
-        // The key where this acquisition last waited: others may defer to it there.
-        let mut queued: Option<u64> = None;
-        // The key of this acquisition's record while it is in the table.
-        let mut registered: Option<u64> = None;
+        let mut q = Queued::default();
+        loop {
+            let (base, seq) = match lc.walk(c, &mut q, patience, None) {
+                Walked::Done => return Ok(None),
+                Walked::Hit(item) => return Ok(Some(item)),
+                Walked::Failed(error) => return Err(error),
+                Walked::Waiting { base, seq } => (base, seq),
+            };
+            // The tasks this walk woke must not wait for this thread's sleep.
+            lc.wake_deferred();
+            let deadline = match patience {
+                Patience::Until(deadline) => Some(deadline),
+                _ => None,
+            };
+            if !table.wait(self.id, base, seq, deadline) {
+                lc.abandon(c, &mut q);
+                return Err(LockError::TimedOut);
+            }
+        }
+    }
+}
+
+/// Where an acquisition stands in the wait table between two walks.
+#[derive(Debug, Default)]
+pub(crate) struct Queued {
+    /// The key where it last waited: others may defer to it there.
+    pub(crate) queued: Option<u64>,
+    /// The key of its record while the record is in the table.
+    pub(crate) registered: Option<u64>,
+}
+
+/// How one walk of [`LockCursor::walk`] ended.
+pub(crate) enum Walked<T> {
+    /// Everything claimed; the queue is left.
+    Done,
+    /// A `keep_items` claim found an item; what it claimed is given back.
+    Hit(Arc<T>),
+    /// It may not wait (or would wait for itself); what it claimed is given back.
+    Failed(LockError),
+    /// Its record is queued (and its entry's `waiters` flag set) under `base`: wait
+    /// until the record is woken, then walk again.
+    Waiting { base: u64, seq: u64 },
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
+    /// One walk of the claim-wait loop, shared by the blocking acquisition (which sleeps
+    /// on the bucket after [`Walked::Waiting`]) and the asynchronous one (which registers
+    /// `waker` with its record and returns `Pending`). Returns with no lock held.
+    pub(crate) fn walk(
+        &mut self,
+        c: &mut Claim<T>,
+        q: &mut Queued,
+        patience: Patience,
+        waker: Option<&Waker>,
+    ) -> Walked<T> {
+        let tree = self.tree;
+        let table = self.table;
         loop {
             // This acquisition's record stays queued while it walks: an entry reserved for
             // it stays reserved (a newcomer would find no waiter and take it), and the
             // walk defers only to records older than its own. It leaves the queue after
             // the walk, with the entry it stopped at still locked (if it stopped).
-            let left = registered.take();
-            let step = lc.claim(c);
+            let left = q.registered.take();
+            let step = self.claim(c);
             if let (Some(base), Some(seq)) = (left, c.seq) {
                 table.remove(tree, base, seq);
             }
             let (index, e) = match step {
                 Step::Done => {
-                    lc.cursor.unlock();
+                    self.cursor.unlock();
                     if let Some(base) = left {
-                        lc.settle(base);
+                        self.settle(base);
                     }
                     if !c.seal {
-                        lc.clear_pending(c);
+                        self.clear_pending(c);
                     }
-                    return Ok(None);
+                    return Walked::Done;
                 }
                 Step::Hit(item) => {
-                    lc.cursor.unlock();
+                    self.cursor.unlock();
                     if let Some(base) = left {
-                        lc.settle(base);
+                        self.settle(base);
                     }
-                    if let Some(base) = queued {
-                        lc.depart(base);
+                    if let Some(base) = q.queued.take() {
+                        self.depart(base);
                     }
-                    lc.rollback(c);
-                    return Ok(Some(item));
+                    self.rollback(c);
+                    return Walked::Hit(item);
                 }
                 Step::Blocked { index, entry } => (index, entry),
             };
-            let failure = match held::mode_at(tree, index) {
+            let mine = if c.task {
+                None // the polling thread's held list is not the task's
+            } else {
+                held::mode_at(tree, index)
+            };
+            let failure = match mine {
                 // A pending entry has one holder; if this thread holds the index, it is
                 // that holder (a sealed guard of its own). Refused before the claim
                 // started (`self_conflict`); kept as a guard against a wait for itself.
@@ -307,46 +365,52 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
                 },
             };
             if let Some(error) = failure {
-                lc.cursor.unlock();
+                self.cursor.unlock();
                 if let Some(base) = left {
-                    lc.settle(base);
+                    self.settle(base);
                 }
-                if let Some(base) = queued {
-                    lc.depart(base);
+                if let Some(base) = q.queued.take() {
+                    self.depart(base);
                 }
-                lc.rollback(c);
-                return Err(error);
+                self.rollback(c);
+                return Walked::Failed(error);
             }
-            if !lc.set_waiters(&e) {
+            if !self.set_waiters(&e) {
                 // The head changed under a fast path: look again.
-                lc.cursor.unlock();
+                self.cursor.unlock();
                 if let Some(base) = left {
-                    lc.settle(base);
+                    self.settle(base);
                 }
                 continue;
             }
             // Register while the entry's owner is locked: its releaser, which needs that
-            // lock, sees the `waiters` flag and then this record.
+            // lock, sees the `waiters` flag and then this record (and takes its waker).
             let base = e.first;
             let seq = *c.seq.get_or_insert_with(|| table.next_seq());
-            table.register(tree, base, Wants::Acquire(c.mode), seq);
-            registered = Some(base);
-            queued = Some(base);
-            lc.cursor.unlock();
+            table.register(tree, base, Wants::Acquire(c.mode), seq, waker);
+            q.registered = Some(base);
+            q.queued = Some(base);
+            self.cursor.unlock();
             if let Some(left) = left {
                 // After this walk, so that a reservation it took is not woken for.
-                lc.settle(left);
+                self.settle(left);
             }
-            let deadline = match patience {
-                Patience::Until(deadline) => Some(deadline),
-                _ => None,
-            };
-            if !table.wait(tree, base, seq, deadline) {
-                table.remove(tree, base, seq);
-                lc.depart(base);
-                lc.rollback(c);
-                return Err(LockError::TimedOut);
-            }
+            return Walked::Waiting { base, seq };
         }
+    }
+
+    /// Gives up an acquisition that is waiting ([`Walked::Waiting`]): withdraws its
+    /// record, wakes those that deferred to it (a grant already made to it, a reserved
+    /// entry, passes to the next in its queue, or the entry is removed), and gives back
+    /// what it claimed, putting back what it evicted. A timeout and a dropped future end
+    /// this way alike.
+    pub(crate) fn abandon(&mut self, c: &mut Claim<T>, q: &mut Queued) {
+        if let (Some(base), Some(seq)) = (q.registered.take(), c.seq) {
+            self.table.remove(self.tree, base, seq);
+        }
+        if let Some(base) = q.queued.take() {
+            self.depart(base);
+        }
+        self.rollback(c);
     }
 }

@@ -76,6 +76,10 @@ pub(crate) struct Claim<T> {
     /// Whether the claim counts in the tree's `pending_claims` (it evicted something and
     /// has not cleared it yet).
     pub(crate) pending: bool,
+    /// An asynchronous acquisition: a task, not the polling thread, will hold the range,
+    /// so the thread's held list says nothing about it (no self-deadlock check, no
+    /// recursive-read exception; see `lock/future.rs`).
+    pub(crate) task: bool,
 }
 
 impl<T> Claim<T> {
@@ -91,6 +95,7 @@ impl<T> Claim<T> {
             seal: false,
             evicted: Vec::new(),
             pending: false,
+            task: false,
         }
     }
 
@@ -233,7 +238,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
                     return SlotStep::Again;
                 }
                 let index = p.max(e.first);
-                let Some(new) = self.may_take(&e, c.mode, c.seq, index) else {
+                let Some(new) = self.may_take(&e, c.mode, c.seq, index, c.task) else {
                     if e.is_head_record() {
                         // Waiting needs a flag the head record cannot carry.
                         self.push_down(at, p);

@@ -60,12 +60,12 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// until the entry changes in a way watchers are woken for, and leaves the queue.
     /// Registering under the lock that the waker also holds is what rules out a lost
     /// wake-up. `true` if it was woken only because the entry moved (`Wake::Moved`).
-    fn watch(&self, mut lc: LockCursor<'_, T, SLOTS>, base: u64) -> bool {
+    fn watch(&self, lc: LockCursor<'_, T, SLOTS>, base: u64) -> bool {
         let table = lc.table;
         let tree = self.id;
         let seq = table.next_seq();
-        table.register(tree, base, Wants::Watch, seq);
-        lc.cursor.unlock();
+        table.register(tree, base, Wants::Watch, seq, None);
+        drop(lc); // lets go of the lock, wakes the tasks it woke
         table.wait(tree, base, seq, None);
         table.remove(tree, base, seq)
     }

@@ -15,7 +15,7 @@
 //! and never runs user code.
 
 use super::held;
-use super::wait_table::{WaitTable, Wake};
+use super::wait_table::{WaitTable, Wake, Wakers};
 use super::LockMode;
 use crate::sync::atomic::Ordering;
 use crate::xarray::cursor::{Located, Slot, WriteCursor};
@@ -30,6 +30,9 @@ pub(crate) struct LockCursor<'a, T: Send + Sync + 'static, const SLOTS: usize> {
     pub(crate) table: &'a WaitTable,
     /// The tree's id, which keys the wait table and the held lists.
     pub(crate) tree: u64,
+    /// Wakers of task records this cursor's operations woke: woken by
+    /// [`wake_deferred`](Self::wake_deferred) or on drop, with no lock held.
+    wakers: Wakers,
 }
 
 /// A lock entry found under its owner's lock.
@@ -70,6 +73,26 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'a, T, SLOTS> 
             cursor: WriteCursor::new(xa),
             table: xa.wait_table(),
             tree: xa.id,
+            wakers: Wakers::new(),
+        }
+    }
+
+    /// Wakes the chosen waiters of the entry based at `base` (see [`Wake`]): threads at
+    /// once, tasks when this cursor lets go of its lock and calls
+    /// [`wake_deferred`](Self::wake_deferred) (or is dropped).
+    pub(crate) fn wake(&mut self, base: u64, which: Wake) {
+        self.table.wake(self.tree, base, which, &mut self.wakers);
+    }
+
+    /// Lets go of the lock held, if any, and wakes the tasks whose records were woken.
+    /// A waiter calls it before it sleeps: the tasks it woke must not wait for it.
+    pub(crate) fn wake_deferred(&mut self) {
+        if self.wakers.is_empty() {
+            return;
+        }
+        self.cursor.unlock();
+        for waker in self.wakers.drain(..) {
+            waker.wake();
         }
     }
 
@@ -174,7 +197,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'a, T, SLOTS> 
         if !self.remove(e) {
             return false;
         }
-        self.table.wake(self.tree, e.first, Wake::All);
+        self.wake(e.first, Wake::All);
         true
     }
 
@@ -186,20 +209,22 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'a, T, SLOTS> 
         }
         let split: smallvec::SmallVec<[u64; 2]> = core::mem::take(&mut self.cursor.split_waiting);
         for base in split {
-            self.table.wake(self.tree, base, Wake::Moved);
+            self.wake(base, Wake::Moved);
         }
     }
 
     /// The new state of lock entry `e` if an acquisition in `mode` (queued at `seq`, if it
     /// has waited) may take it now at `index`: its holders are compatible (or it is
     /// reserved), it is not pending, and no older queued acquirer conflicts with `mode`
-    /// (except for a thread that holds `index` Shared already: the recursive-read rule).
+    /// (except for a thread that holds `index` Shared already: the recursive-read rule,
+    /// which a `task` acquisition does not get: the polling thread's list is not its).
     pub(crate) fn may_take(
         &self,
         e: &LockEntry<SLOTS>,
         mode: LockMode,
         seq: Option<u64>,
         index: u64,
+        task: bool,
     ) -> Option<LockState> {
         let state = e.lock_state();
         if state.pending || (state.holders > 0 && !state.mode.is_compatible(mode)) {
@@ -216,7 +241,8 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'a, T, SLOTS> 
                 mode,
                 seq.unwrap_or(u64::MAX),
             ) {
-                let recursive = state.holders > 0 && held::mode_at(self.tree, index).is_some();
+                let recursive =
+                    state.holders > 0 && !task && held::mode_at(self.tree, index).is_some();
                 if !recursive {
                     return None;
                 }
@@ -234,7 +260,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'a, T, SLOTS> 
     /// A queued acquirer left for good (timed out or failed) after waiting under key
     /// `base`: wakes the others there (some may have deferred to it) and settles the key.
     pub(crate) fn depart(&mut self, base: u64) {
-        self.table.wake(self.tree, base, Wake::Queue);
+        self.wake(base, Wake::Queue);
         self.settle(base);
     }
 
@@ -264,13 +290,13 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'a, T, SLOTS> 
             if state.holders > 0 {
                 // Held: Shared acquirers queued behind the record that left may join now.
                 if state.mode == LockMode::Shared && !state.pending && state.waiters {
-                    self.table.wake(self.tree, base, Wake::SharedFront);
+                    self.wake(base, Wake::SharedFront);
                 }
                 return;
             }
             let (acquirers, _) = self.table.queued(self.tree, base);
             if acquirers {
-                self.table.wake(self.tree, base, Wake::Front);
+                self.wake(base, Wake::Front);
                 return;
             }
             if self.dissolve(&e) {
@@ -295,5 +321,13 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'a, T, SLOTS> 
             .pending_claims
             .fetch_sub(1, Ordering::SeqCst);
         debug_assert!(before > 0, "pending acquisitions undercounted");
+    }
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for LockCursor<'_, T, SLOTS> {
+    /// Lets go of the lock first, then wakes the tasks (see
+    /// [`LockCursor::wake_deferred`]).
+    fn drop(&mut self) {
+        self.wake_deferred();
     }
 }

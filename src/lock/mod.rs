@@ -32,6 +32,10 @@
 //!   the index Shared may join Shared holders regardless (the recursive-read trap).
 //! * **Deadlock detection** (`held.rs`): a thread about to sleep on an index that it
 //!   holds itself in a conflicting mode gets [`LockError::WouldDeadlock`].
+//! * **Async** (`future.rs`): [`XArray::lock_range_async`](crate::XArray::lock_range_async)
+//!   is the same walk as a future; its record carries the task's waker and queues in
+//!   the same order as threads. Wakers are woken after every internal lock is let go.
+//!   Its guard is a [`DetachedGuard`]; tasks get no self-deadlock detection.
 //!
 //! # Several ranges
 //!
@@ -45,6 +49,7 @@ pub(crate) mod claim;
 mod error;
 mod evicted;
 mod fill;
+mod future;
 mod guard;
 pub(crate) mod held;
 pub(crate) mod lock_cursor;
@@ -57,6 +62,7 @@ pub(crate) mod wait_table;
 pub use crate::xarray::LockMode;
 pub use error::{FillError, LockError, PublishError};
 pub use evicted::Evicted;
+pub use future::LockRangeFuture;
 pub use guard::{DetachedGuard, RangeGuard};
 pub use range_lock::{RangeLock, RangeLockGuard};
 pub use wait_table::WaitTable;

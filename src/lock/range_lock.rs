@@ -5,6 +5,7 @@ use core::ops::RangeBounds;
 use std::time::Duration;
 
 use super::error::LockError;
+use super::future::LockRangeFuture;
 use super::guard::RangeGuard;
 use super::LockMode;
 use crate::xarray::{Entry, XArray};
@@ -48,6 +49,16 @@ impl RangeLock {
         mode: LockMode,
     ) -> Result<RangeLockGuard<'_>, LockError> {
         self.tree.lock_range(range, mode)
+    }
+
+    /// Locks `range` in `mode` as a future (see [`XArray::lock_range_async`]): the guard
+    /// is `Send`, and dropping the future before it resolves undoes its wait.
+    pub fn lock_async(
+        &self,
+        range: impl RangeBounds<u64>,
+        mode: LockMode,
+    ) -> LockRangeFuture<'_, ()> {
+        self.tree.lock_range_async(range, mode)
     }
 
     /// This lock, in the lock class `name` (see [`XArray::with_class`]).

@@ -131,7 +131,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
             }
         }
         if state.waiters {
-            self.table.wake(self.tree, e.first, Wake::All);
+            self.wake(e.first, Wake::All);
         }
     }
 
@@ -161,14 +161,14 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
                 if !self.set_state(e, reserved.word()) {
                     return false;
                 }
-                self.table.wake(self.tree, e.first, Wake::Front);
+                self.wake(e.first, Wake::Front);
             }
             (false, any) => {
                 if !self.remove(e) {
                     return false;
                 }
                 if any {
-                    self.table.wake(self.tree, e.first, Wake::All);
+                    self.wake(e.first, Wake::All);
                 }
             }
         }
@@ -194,7 +194,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
                 return false;
             }
             if state.waiters {
-                lc.table.wake(lc.tree, e.first, Wake::SharedFront);
+                lc.wake(e.first, Wake::SharedFront);
             }
             true
         });
@@ -218,7 +218,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
         self.cursor.unlock();
         self.flush_splits();
         if state.waiters {
-            self.table.wake(self.tree, index, Wake::All);
+            self.wake(index, Wake::All);
         }
     }
 
@@ -237,7 +237,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
             self.cursor.replace(at.slot, clear.word());
             self.cursor.unlock();
             if state.waiters {
-                self.table.wake(self.tree, block.first, Wake::Unsealed);
+                self.wake(block.first, Wake::Unsealed);
             }
         }
     }

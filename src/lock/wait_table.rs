@@ -32,6 +32,7 @@
 //! `claim.rs`), and wakes only the records that can now run.
 
 use core::fmt;
+use core::task::Waker;
 use std::time::Instant;
 
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -47,8 +48,8 @@ pub(crate) enum Wants {
     Watch,
 }
 
-/// One waiting thread.
-#[derive(Clone, Copy, Debug)]
+/// One waiting thread or task.
+#[derive(Clone, Debug)]
 struct Record {
     tree: u64,
     base: u64,
@@ -57,7 +58,16 @@ struct Record {
     woken: bool,
     /// Woken by [`Wake::Moved`]: the entry was split or pushed down, not changed.
     moved: bool,
+    /// The task to wake, for a record of an asynchronous acquisition (`None`: a thread
+    /// sleeping on the bucket's condition variable). Taken by the wake that marks the
+    /// record woken, and woken by the caller once it holds no internal lock.
+    waker: Option<Waker>,
 }
+
+/// Wakers taken from woken records, to be woken once the taker holds no internal lock
+/// (a waker may run arbitrary executor code: it must never run under a bucket mutex, a
+/// node's spin lock or the head lock).
+pub(crate) type Wakers = Vec<Waker>;
 
 /// Which waiters of an entry to wake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,8 +159,17 @@ impl WaitTable {
     }
 
     /// Adds a record for `seq` (call with the lock of the entry's owner held: its node's
-    /// lock, or the head lock).
-    pub(crate) fn register(&self, tree: u64, base: u64, wants: Wants, seq: u64) {
+    /// lock, or the head lock): a thread's, which sleeps in [`wait`](Self::wait), or with
+    /// `waker`, a task's, which polls with [`poll_woken`](Self::poll_woken). Both take
+    /// part in one queue order.
+    pub(crate) fn register(
+        &self,
+        tree: u64,
+        base: u64,
+        wants: Wants,
+        seq: u64,
+        waker: Option<&Waker>,
+    ) {
         let bucket = self.bucket(tree, base);
         sync::lock(&bucket.records).push(Record {
             tree,
@@ -159,7 +178,30 @@ impl WaitTable {
             seq,
             woken: false,
             moved: false,
+            waker: waker.cloned(),
         });
+    }
+
+    /// Whether the record of `seq` has been woken (or is gone); if not, `waker` is the
+    /// one its wake will take. Checked and stored under the bucket mutex that the wake
+    /// takes too, so a wake is never lost between the check and the task's sleep.
+    pub(crate) fn poll_woken(&self, tree: u64, base: u64, seq: u64, waker: &Waker) -> bool {
+        let bucket = self.bucket(tree, base);
+        let mut records = sync::lock(&bucket.records);
+        let Some(r) = records
+            .iter_mut()
+            .find(|r| r.tree == tree && r.base == base && r.seq == seq)
+        else {
+            return true;
+        };
+        if r.woken {
+            return true;
+        }
+        match &mut r.waker {
+            Some(w) if w.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+        false
     }
 
     /// Removes the record of `seq`; `true` if it was woken only because its entry moved
@@ -201,8 +243,10 @@ impl WaitTable {
         })
     }
 
-    /// Marks the chosen records of the entry woken and wakes their bucket.
-    pub(crate) fn wake(&self, tree: u64, base: u64, which: Wake) {
+    /// Marks the chosen records of the entry woken and wakes their bucket's sleeping
+    /// threads; the wakers of chosen task records are moved to `wakers`, for the caller
+    /// to wake when it holds no internal lock.
+    pub(crate) fn wake(&self, tree: u64, base: u64, which: Wake, wakers: &mut Wakers) {
         let bucket = self.bucket(tree, base);
         let mut records = sync::lock(&bucket.records);
         let mine = |r: &Record| r.tree == tree && r.base == base;
@@ -219,7 +263,10 @@ impl WaitTable {
         let oldest_any = oldest(None);
         let oldest_exclusive = oldest(Some(LockMode::Exclusive)).unwrap_or(u64::MAX);
         let mut woke = false;
-        for r in records.iter_mut().filter(|r| mine(r)) {
+        for r in records
+            .iter_mut()
+            .filter(|r| r.tree == tree && r.base == base)
+        {
             let chosen = match (which, r.wants) {
                 (Wake::All | Wake::Moved, _) => true,
                 (Wake::Queue, Wants::Watch) => false,
@@ -234,7 +281,10 @@ impl WaitTable {
             if chosen && !r.woken {
                 r.woken = true;
                 r.moved = which == Wake::Moved;
-                woke = true;
+                match r.waker.take() {
+                    Some(waker) => wakers.push(waker),
+                    None => woke = true,
+                }
             }
         }
         if woke {

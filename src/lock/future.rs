@@ -1,0 +1,226 @@
+//! Asynchronous acquisition: the claim-wait loop as a future.
+//!
+//! [`XArray::lock_range_async`] runs the same walk as [`XArray::lock_range`]
+//! ([`LockCursor::walk`], `acquire.rs`); where the blocking loop sleeps on a wait-table
+//! bucket, the future stores its task's [`Waker`] in its record and returns `Pending`.
+//! It depends on no runtime: only `std::task`.
+//!
+//! # One queue
+//!
+//! A task's record is an ordinary acquiring record with a waker beside it: it takes its
+//! `seq` from the same counter, so threads and tasks are granted a contended entry in one
+//! queue order, with the same reservations. A wake that chooses a task's record marks it
+//! woken under the bucket mutex and *takes* its waker; the lock cursor that woke it calls
+//! the waker only after it has let go of every lock (`LockCursor::wake_deferred`, or its
+//! drop), and a thread that is about to sleep wakes the tasks it owes first.
+//!
+//! # No lost wake-up
+//!
+//! The record (with the waker of the poll that queued it) is registered while the
+//! entry's owner is locked, as a thread's is. A later poll checks `woken` and, if it is
+//! not set, replaces the waker, both under the bucket mutex that a wake holds while it
+//! marks and takes: either the wake saw the new waker, or the poll saw the mark.
+//!
+//! # States
+//!
+//! | state | meaning | on poll | on drop |
+//! |---|---|---|---|
+//! | `Start` | not polled yet | fast path (one compare-exchange of an empty head), else walk | nothing |
+//! | `Waiting` | record queued under `base` | not woken: store the waker, `Pending`; woken: walk again | withdraw, hand on, roll back |
+//! | `Finished` | output returned | panics | nothing |
+//!
+//! A walk ends in `Done` (the guard is returned), or `Waiting` again. Dropping a
+//! `Waiting` future is exactly a timeout ([`LockCursor::abandon`]): its record leaves the
+//! queue, the waiters that deferred to it are woken, an entry reserved for it passes to
+//! the next in its queue (or is removed when nobody else waits), and the prefix it had
+//! claimed is released with what it evicted put back, so cancellation at any await
+//! point leaves the tree as the future found it.
+//!
+//! # Self-deadlock and the guard
+//!
+//! A task moves between threads, so the per-thread held list (`held.rs`) cannot say
+//! what a task holds. The future therefore returns a [`DetachedGuard`] (`Send`, in no
+//! thread's list) and does not consult the list: an asynchronous acquisition never
+//! fails with [`LockError::WouldDeadlock`], and gets no recursive-read exception. A task
+//! that awaits a range conflicting with one it holds itself waits for ever (as with
+//! `tokio::sync::RwLock`); dropping the future (a timeout around it) undoes the wait.
+//! What is detected: a *thread's* blocking acquisitions still see the thread's own
+//! `RangeGuard`s, and a blocking acquisition never counts a task's detached guards.
+//! The `lockdep` order checks cover the blocking path only.
+//!
+//! [`XArray::lock_range`]: crate::XArray::lock_range
+//! [`LockError::WouldDeadlock`]: super::LockError::WouldDeadlock
+
+use core::fmt;
+use core::future::Future;
+use core::ops::RangeBounds;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+
+use super::acquire::{lock_span, Patience, Queued, Walked};
+use super::claim::Claim;
+use super::error::LockError;
+use super::guard::{DetachedGuard, RangeGuard};
+use super::lock_cursor::LockCursor;
+use super::LockMode;
+use crate::xarray::lock_word::LockState;
+use crate::xarray::XArray;
+
+/// Where a [`LockRangeFuture`] stands.
+enum State {
+    /// Not polled yet, or the range was invalid.
+    Start(Option<LockError>),
+    /// Its record is queued under `base` with queue position `seq`.
+    Waiting { base: u64, seq: u64 },
+    /// Walking (between two states; a panic there leaves it so) or done.
+    Finished,
+}
+
+/// The future of [`XArray::lock_range_async`]: resolves to a [`DetachedGuard`] of the
+/// range. Dropping it before it resolves withdraws it from the queue and gives back what
+/// it had claimed, as a timeout does.
+#[must_use = "futures do nothing unless polled"]
+pub struct LockRangeFuture<'a, T: Send + Sync + 'static, const SLOTS: usize = 64> {
+    xa: &'a XArray<T, SLOTS>,
+    claim: Claim<T>,
+    queued: Queued,
+    state: State,
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
+    /// Locks every index of `range` in `mode`, as [`lock_range`](Self::lock_range) does,
+    /// but waits as a future instead of parking the thread.
+    ///
+    /// The future uses nothing but [`Waker`]s, so it runs on any executor. Async and
+    /// blocking acquirers queue in one order. It resolves to a [`DetachedGuard`] (`Send`:
+    /// hold it across `.await`, drop it on any worker). Dropping the future before it
+    /// resolves leaves the tree as it found it (evicted entries are put back). A task
+    /// gets no [`LockError::WouldDeadlock`]: awaiting a range that conflicts with one it
+    /// holds itself waits until the future is dropped (see `lock/future.rs`).
+    ///
+    /// ```
+    /// use rangelock::{LockMode, XArray};
+    /// use std::sync::Arc;
+    ///
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Waker};
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = Context::from_waker(Waker::noop());
+    /// #     loop { if let Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    /// let pages: XArray<&str> = XArray::new();
+    /// pages.store(3, Arc::new("cached")).unwrap();
+    /// let guard = block_on(pages.lock_range_async(0..8, LockMode::Exclusive)).unwrap();
+    /// assert_eq!(guard.evicted().len(), 1);
+    /// std::thread::scope(|s| s.spawn(move || drop(guard)).join().unwrap()); // released elsewhere
+    /// assert!(pages.get(3).is_empty());
+    /// ```
+    pub fn lock_range_async(
+        &self,
+        range: impl RangeBounds<u64>,
+        mode: LockMode,
+    ) -> LockRangeFuture<'_, T, SLOTS> {
+        let (span, error) = match lock_span(&range) {
+            Ok(span) => (span, None),
+            Err(error) => (
+                crate::xarray::span::Inclusive { first: 0, last: 0 },
+                Some(error),
+            ),
+        };
+        let mut claim = Claim::new(span, mode, false);
+        claim.task = true;
+        LockRangeFuture {
+            xa: self,
+            claim,
+            queued: Queued::default(),
+            state: State::Start(error),
+        }
+    }
+}
+
+impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SLOTS> {
+    fn granted(&mut self) -> DetachedGuard<'a, T, SLOTS> {
+        self.state = State::Finished;
+        let c = &mut self.claim;
+        let evicted = core::mem::take(&mut c.evicted);
+        RangeGuard::new(self.xa, c.first, c.last, c.mode, evicted).detach()
+    }
+
+    /// One walk; `Pending` with the record queued and `waker` in it, or the guard.
+    fn walk(&mut self, waker: &Waker) -> Poll<Result<DetachedGuard<'a, T, SLOTS>, LockError>> {
+        self.state = State::Finished;
+        let mut lc = LockCursor::new(self.xa);
+        let walked = lc.walk(
+            &mut self.claim,
+            &mut self.queued,
+            Patience::Forever,
+            Some(waker),
+        );
+        // Wakes the tasks this walk woke, with no lock held.
+        drop(lc);
+        match walked {
+            Walked::Done => Poll::Ready(Ok(self.granted())),
+            Walked::Waiting { base, seq } => {
+                self.state = State::Waiting { base, seq };
+                Poll::Pending
+            }
+            Walked::Failed(error) => Poll::Ready(Err(error)),
+            Walked::Hit(_) => unreachable!("only a fill keeps items"),
+        }
+    }
+}
+
+impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Future for LockRangeFuture<'a, T, SLOTS> {
+    type Output = Result<DetachedGuard<'a, T, SLOTS>, LockError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match core::mem::replace(&mut this.state, State::Finished) {
+            State::Start(Some(error)) => Poll::Ready(Err(error)),
+            State::Start(None) => {
+                let c = &this.claim;
+                if this
+                    .xa
+                    .try_lock_empty_head(c.first, c.last, LockState::single(c.mode))
+                {
+                    return Poll::Ready(Ok(this.granted()));
+                }
+                this.walk(cx.waker())
+            }
+            State::Waiting { base, seq } => {
+                let table = this.xa.wait_table();
+                if !table.poll_woken(this.xa.id, base, seq, cx.waker()) {
+                    this.state = State::Waiting { base, seq };
+                    return Poll::Pending;
+                }
+                this.walk(cx.waker())
+            }
+            State::Finished => panic!("LockRangeFuture polled after it resolved"),
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for LockRangeFuture<'_, T, SLOTS> {
+    /// A future dropped while queued gives up as a timeout does.
+    fn drop(&mut self) {
+        if let State::Waiting { .. } = self.state {
+            let mut lc = LockCursor::new(self.xa);
+            lc.abandon(&mut self.claim, &mut self.queued);
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for LockRangeFuture<'_, T, SLOTS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Start(_) => "start",
+            State::Waiting { .. } => "waiting",
+            State::Finished => "finished",
+        };
+        f.debug_struct("LockRangeFuture")
+            .field("range", &(self.claim.first..=self.claim.last))
+            .field("mode", &self.claim.mode)
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
