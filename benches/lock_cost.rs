@@ -25,12 +25,16 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use range_mutex::RangeMutex;
 use rangelock::{LockMode, XArray};
+
+#[path = "support/threads.rs"]
+mod threads;
+use threads::{disjoint, STRIDE};
 
 // ---------------------------------------------------------------------------------------
 // A counting allocator, active only while `bytes_per_cycle` measures.
@@ -284,98 +288,32 @@ fn whole(c: &mut Criterion) {
     group.finish();
 }
 
-/// Runs `work(thread, iters)` on `threads` threads released together, and returns the
-/// slowest thread's own timing.
-fn on_threads(
-    threads: usize,
-    iters: u64,
-    work: impl Fn(usize, u64) -> Duration + Sync,
-) -> Duration {
-    let start = Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|thread| {
-                let (start, work) = (&start, &work);
-                scope.spawn(move || {
-                    start.wait();
-                    work(thread, iters)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("bench thread panicked"))
-            .max()
-            .unwrap_or_default()
-    })
-}
-
-/// Far enough apart that two threads' indices share no leaf.
-const STRIDE: u64 = 1 << 20;
-
 fn disjoint_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("disjoint_threads");
     for threads in [1usize, 2] {
         group.throughput(Throughput::Elements(threads as u64));
         let empty: XArray<u64> = XArray::new();
-        group.bench_with_input(
-            BenchmarkId::new("rangelock_empty", threads),
-            &threads,
-            |b, &t| {
-                b.iter_custom(|iters| {
-                    on_threads(t, iters, |thread, iters| {
-                        let base = thread as u64 * STRIDE;
-                        let start = Instant::now();
-                        for n in 0..iters {
-                            let i = base + n % 63;
-                            lock_xa(&empty, i..=i);
-                        }
-                        start.elapsed()
-                    })
-                })
-            },
-        );
         // Each thread's leaf kept by an item in its slot 63.
         let pinned: XArray<u64> = XArray::new();
         for thread in 0..threads as u64 {
             let pin = thread * STRIDE + 63;
             pinned.store(pin, Arc::new(pin)).expect("store");
         }
-        group.bench_with_input(
-            BenchmarkId::new("rangelock_populated", threads),
-            &threads,
-            |b, &t| {
-                b.iter_custom(|iters| {
-                    on_threads(t, iters, |thread, iters| {
-                        let base = thread as u64 * STRIDE;
-                        let start = Instant::now();
-                        for n in 0..iters {
-                            let i = base + n % 63;
-                            lock_xa(&pinned, i..=i);
-                        }
-                        start.elapsed()
-                    })
-                })
-            },
-        );
         let rm = range_mutex();
-        group.bench_with_input(
-            BenchmarkId::new("range_mutex", threads),
-            &threads,
-            |b, &t| {
-                b.iter_custom(|iters| {
-                    on_threads(t, iters, |thread, iters| {
-                        let base = thread * STRIDE as usize;
-                        let start = Instant::now();
-                        for n in 0..iters as usize {
-                            let i = base + n % 63;
-                            drop(black_box(rm.lock(i..=i)));
-                        }
-                        start.elapsed()
-                    })
+        let id = |name| BenchmarkId::new(name, threads);
+        group.bench_function(id("rangelock_empty"), |b| {
+            b.iter_custom(|iters| disjoint(threads, iters, |i| lock_xa(&empty, i..=i)))
+        });
+        group.bench_function(id("rangelock_populated"), |b| {
+            b.iter_custom(|iters| disjoint(threads, iters, |i| lock_xa(&pinned, i..=i)))
+        });
+        group.bench_function(id("range_mutex"), |b| {
+            b.iter_custom(|iters| {
+                disjoint(threads, iters, |i| {
+                    drop(black_box(rm.lock(i as usize..=i as usize)))
                 })
-            },
-        );
+            })
+        });
     }
     group.finish();
 }

@@ -35,7 +35,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hint::black_box;
-use std::sync::{Arc, Barrier, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use criterion::{
@@ -43,6 +43,10 @@ use criterion::{
 };
 use rangelock::xarray::ReadGuard;
 use rangelock::XArray;
+
+#[path = "support/threads.rs"]
+mod threads;
+use threads::on_threads;
 
 /// Indices per [`ReadGuard::get_many`] call in the `xarray_get_many` contender.
 const LOCKSTEP: usize = 8;
@@ -329,32 +333,6 @@ fn lookup_group(c: &mut Criterion, name: &str, maps: &Maps, stream: &[u64], who:
         });
     }
     group.finish();
-}
-
-/// Runs `work(thread, iters)` on `threads` threads released together by a barrier, and
-/// returns the slowest thread's own timing.
-fn on_threads(
-    threads: usize,
-    iters: u64,
-    work: impl Fn(usize, u64) -> Duration + Sync,
-) -> Duration {
-    let start = Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|thread| {
-                let (start, work) = (&start, &work);
-                scope.spawn(move || {
-                    start.wait();
-                    work(thread, iters)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("bench thread panicked"))
-            .max()
-            .unwrap_or_default()
-    })
 }
 
 /// Thread counts 1, 2, 4, ... up to the machine's parallelism.

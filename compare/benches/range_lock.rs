@@ -33,24 +33,23 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use rangelock::{Entry, LockMode, RangeLock, XArray};
 
 use rangelock_compare::IntervalLock;
 
+#[path = "../../benches/support/threads.rs"]
+mod threads;
+use threads::{disjoint, on_threads, STRIDE};
+
 /// The index of `one_index`: inside the first leaf, not at its edge.
 const ONE: u64 = 37;
 
 /// The `k` of `empty_range`'s `0..2^k`.
 const EMPTY_RANGE_BITS: [u32; 4] = [10, 20, 30, 40];
-
-/// How far apart the threads of `disjoint_threads` lock: thread `t` uses
-/// `t * STRIDE + n % 63` (63 slots of one leaf; `xarray_populated` keeps an item in the
-/// leaf's last slot so the leaf is never freed).
-const STRIDE: u64 = 4096;
 
 // ---------------------------------------------------------------------------------------
 // A counting allocator, active only while `measure_bytes` runs.
@@ -220,32 +219,6 @@ fn populated_tree() -> XArray<u64> {
     xa
 }
 
-/// Runs `work(thread, iters)` on `threads` threads released together by a barrier, and
-/// returns the slowest thread's own timing (as `benches/lookup.rs` does).
-fn on_threads(
-    threads: usize,
-    iters: u64,
-    work: impl Fn(usize, u64) -> Duration + Sync,
-) -> Duration {
-    let start = Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|thread| {
-                let (start, work) = (&start, &work);
-                scope.spawn(move || {
-                    start.wait();
-                    work(thread, iters)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("bench thread panicked"))
-            .max()
-            .unwrap_or_default()
-    })
-}
-
 // ---------------------------------------------------------------------------------------
 // The groups.
 
@@ -364,76 +337,35 @@ fn disjoint_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("disjoint_threads");
     for threads in [1usize, 2] {
         group.throughput(Throughput::Elements(threads as u64));
-
         // A fresh empty tree per benchmark: each thread's leaf is made and freed by
         // every lock (and the tree grows and shrinks when it is the only leaf).
         let empty: XArray<u64> = XArray::new();
-        group.bench_with_input(
-            BenchmarkId::new("xarray_empty", threads),
-            &threads,
-            |b, &t| {
-                b.iter_custom(|iters| {
-                    on_threads(t, iters, |thread, iters| {
-                        let base = thread as u64 * STRIDE;
-                        let start = Instant::now();
-                        for n in 0..iters {
-                            let i = base + n % 63;
-                            drop(black_box(
-                                empty.lock_range(i..=i, LockMode::Exclusive).expect("lock"),
-                            ));
-                        }
-                        start.elapsed()
-                    })
-                });
-            },
-        );
-
         // Each thread's leaf pinned by an item in its slot 63: no allocation.
         let populated: XArray<u64> = XArray::new();
         for thread in 0..threads as u64 {
             let pin = thread * STRIDE + 63;
             populated.store(pin, Arc::new(pin)).expect("store");
         }
-        group.bench_with_input(
-            BenchmarkId::new("xarray_populated", threads),
-            &threads,
-            |b, &t| {
-                b.iter_custom(|iters| {
-                    on_threads(t, iters, |thread, iters| {
-                        let base = thread as u64 * STRIDE;
-                        let start = Instant::now();
-                        for n in 0..iters {
-                            let i = base + n % 63;
-                            drop(black_box(
-                                populated
-                                    .lock_range(i..=i, LockMode::Exclusive)
-                                    .expect("lock"),
-                            ));
-                        }
-                        start.elapsed()
-                    })
-                });
-            },
-        );
-
         let interval = IntervalLock::new();
-        group.bench_with_input(
-            BenchmarkId::new("interval_lock", threads),
-            &threads,
-            |b, &t| {
-                b.iter_custom(|iters| {
-                    on_threads(t, iters, |thread, iters| {
-                        let base = thread as u64 * STRIDE;
-                        let start = Instant::now();
-                        for n in 0..iters {
-                            let i = base + n % 63;
-                            drop(black_box(interval.lock(i, i, LockMode::Exclusive)));
-                        }
-                        start.elapsed()
-                    })
-                });
-            },
-        );
+        let lock_xa = |xa: &XArray<u64>, i: u64| {
+            drop(black_box(
+                xa.lock_range(i..=i, LockMode::Exclusive).expect("lock"),
+            ))
+        };
+        let id = |name| BenchmarkId::new(name, threads);
+        group.bench_function(id("xarray_empty"), |b| {
+            b.iter_custom(|iters| disjoint(threads, iters, |i| lock_xa(&empty, i)))
+        });
+        group.bench_function(id("xarray_populated"), |b| {
+            b.iter_custom(|iters| disjoint(threads, iters, |i| lock_xa(&populated, i)))
+        });
+        group.bench_function(id("interval_lock"), |b| {
+            b.iter_custom(|iters| {
+                disjoint(threads, iters, |i| {
+                    drop(black_box(interval.lock(i, i, LockMode::Exclusive)))
+                })
+            })
+        });
     }
     group.finish();
 }

@@ -332,14 +332,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
                     return Walked::Done;
                 }
                 Step::Hit(item) => {
-                    self.cursor.unlock();
-                    if let Some(base) = left {
-                        self.settle(base);
-                    }
-                    if let Some(base) = q.queued.take() {
-                        self.depart(base);
-                    }
-                    self.rollback(c);
+                    self.give_up(c, q, left);
                     return Walked::Hit(item);
                 }
                 Step::Blocked { index, entry } => (index, entry),
@@ -365,14 +358,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
                 },
             };
             if let Some(error) = failure {
-                self.cursor.unlock();
-                if let Some(base) = left {
-                    self.settle(base);
-                }
-                if let Some(base) = q.queued.take() {
-                    self.depart(base);
-                }
-                self.rollback(c);
+                self.give_up(c, q, left);
                 return Walked::Failed(error);
             }
             if !self.set_waiters(&e) {
@@ -397,6 +383,20 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
             }
             return Walked::Waiting { base, seq };
         }
+    }
+
+    /// Ends a walk that stopped with the claim's last entry locked and will not wait:
+    /// lets go of the lock, settles the key the walk's record just left, leaves the
+    /// queue for good and gives back what was claimed.
+    fn give_up(&mut self, c: &mut Claim<T>, q: &mut Queued, left: Option<u64>) {
+        self.cursor.unlock();
+        if let Some(base) = left {
+            self.settle(base);
+        }
+        if let Some(base) = q.queued.take() {
+            self.depart(base);
+        }
+        self.rollback(c);
     }
 
     /// Gives up an acquisition that is waiting ([`Walked::Waiting`]): withdraws its

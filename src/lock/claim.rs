@@ -49,7 +49,7 @@ use super::evicted::Evicted;
 use super::lock_cursor::{LockCursor, LockEntry};
 use super::LockMode;
 use crate::sync::ItemArc as Arc;
-use crate::xarray::cursor::{Located, Slot};
+use crate::xarray::cursor::Located;
 use crate::xarray::entry::{self, Kind, EMPTY};
 use crate::xarray::lock_word::LockState;
 use crate::xarray::span::{Block, Inclusive};
@@ -175,18 +175,13 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
                     break 'walk Step::Done;
                 }
                 // The next slot of the same node, under the same lock, if it holds no node.
-                let Slot::In(_, offset) = at.slot else {
-                    continue 'walk;
-                };
-                if q != at.last || offset + 1 >= self.cursor.slots_in_node(&at) {
+                if q != at.last {
                     continue 'walk;
                 }
-                let next = self.cursor.sibling(&at, offset + 1);
-                if entry::is_node(next.word) {
-                    continue 'walk;
+                match self.cursor.next_slot(&at) {
+                    Some(next) => at = next,
+                    None => continue 'walk,
                 }
-                self.cursor.step_to(offset + 1);
-                at = next;
             }
         };
         self.flush_splits();

@@ -13,7 +13,6 @@ use super::lock_cursor::{LockCursor, LockEntry};
 use super::wait_table::Wake;
 use super::LockMode;
 use crate::sync::ItemArc as Arc;
-use crate::xarray::cursor::Slot;
 use crate::xarray::entry::{self, MARK_COUNT};
 use crate::xarray::lock_word::LockState;
 use crate::xarray::span::Block;
@@ -51,18 +50,13 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
                     break 'walk;
                 }
                 p = end + 1;
-                let Slot::In(_, offset) = at.slot else {
-                    continue 'walk;
-                };
-                if at.last >= p || offset + 1 >= self.cursor.slots_in_node(&at) {
+                if at.last >= p {
                     continue 'walk;
                 }
-                let next = self.cursor.sibling(&at, offset + 1);
-                if entry::is_node(next.word) {
-                    continue 'walk;
+                match self.cursor.next_slot(&at) {
+                    Some(next) => at = next,
+                    None => continue 'walk,
                 }
-                self.cursor.step_to(offset + 1);
-                at = next;
             }
         }
         self.cursor.unlock();

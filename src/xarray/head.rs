@@ -72,6 +72,19 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         true
     }
 
+    /// Marks the lock record `head` in the head busy (the caller holds `head_lock` and is
+    /// about to move the record into a root node): a head record never changes, but its
+    /// fast release may take it out (and the record be reused at this very head) while
+    /// it is read; the fast release compares the plain word, so once busy the record is
+    /// the caller's to read and to free. `false`: the head changed (the fast release
+    /// came first and the head is empty).
+    pub(crate) fn take_head_record(&self, head: usize) -> bool {
+        debug_assert!(entry::is_record(head) && !entry::is_busy(head));
+        self.head
+            .compare_exchange(head, entry::busy(head), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
     /// Changes an inline whole-range lock entry in the head from `from` to `to` (a
     /// downgrade); `false` if the head holds anything else.
     #[inline]

@@ -141,23 +141,30 @@ impl<const SLOTS: usize> Node<SLOTS> {
     /// A node whose in-range slots all hold `word` (empty or a non-node entry) and carry
     /// the marks in `mark_mask` (bit `m` set: every in-range slot carries mark `m`).
     pub(crate) fn filled(shift: u32, word: usize, mark_mask: u8) -> Box<Self> {
+        let mut node = Self::zeroed();
+        node.fill(shift, word, mark_mask);
+        node
+    }
+
+    /// Makes an empty node (shift 0, no slots used) one of `shift` whose in-range slots
+    /// all hold `word` with the marks in `mark_mask`.
+    fn fill(&mut self, shift: u32, word: usize, mark_mask: u8) {
         debug_assert!(!entry::is_node(word));
+        self.shift = shift as u8;
+        if word == entry::EMPTY {
+            return;
+        }
         let in_range = Geometry::<SLOTS>::slots_in_range(shift);
         let bitmap = Geometry::<SLOTS>::full_bitmap(shift);
-        let mut node = Self::zeroed();
-        node.shift = shift as u8;
-        if word != entry::EMPTY {
-            node.count = UnsafeCell::new(in_range as u8);
-            for slot in &mut node.slots[..in_range] {
-                *slot = AtomicUsize::new(word);
-            }
-            for (m, bits) in node.marks.iter_mut().enumerate() {
-                if mark_mask & (1 << m) != 0 {
-                    *bits = AtomicU64::new(bitmap);
-                }
+        self.count = UnsafeCell::new(in_range as u8);
+        for slot in &mut self.slots[..in_range] {
+            *slot = AtomicUsize::new(word);
+        }
+        for (m, bits) in self.marks.iter_mut().enumerate() {
+            if mark_mask & (1 << m) != 0 {
+                *bits = AtomicU64::new(bitmap);
             }
         }
-        node
     }
 
     /// An empty node with shift 0, allocated zeroed in place: with 64 slots a node is
@@ -202,20 +209,7 @@ impl<const SLOTS: usize> Node<SLOTS> {
             return Self::filled(shift, word, mark_mask);
         };
         node.reset();
-        let in_range = Geometry::<SLOTS>::slots_in_range(shift);
-        let bitmap = Geometry::<SLOTS>::full_bitmap(shift);
-        node.shift = shift as u8;
-        if word != entry::EMPTY {
-            node.count = UnsafeCell::new(in_range as u8);
-            for slot in &mut node.slots[..in_range] {
-                *slot = AtomicUsize::new(word);
-            }
-            for (m, bits) in node.marks.iter_mut().enumerate() {
-                if mark_mask & (1 << m) != 0 {
-                    *bits = AtomicU64::new(bitmap);
-                }
-            }
-        }
+        node.fill(shift, word, mark_mask);
         node
     }
 

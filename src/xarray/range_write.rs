@@ -213,17 +213,12 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     marks,
                 );
                 let root = self.lock_unpublished(root, 0);
-                self.publish_root(head, Self::boxed(root))
+                self.publish_root(head, root)
                     .expect("a head holding a value changes only under the head lock")
             }
             Kind::Record => {
                 // A record outside the range (checked): take it apart as `root_for` does.
-                if self
-                    .xa
-                    .head
-                    .compare_exchange(head, entry::busy(head), Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
+                if !self.xa.take_head_record(head) {
                     // Its fast release came first: the head is empty now.
                     return self.root_for_range(block, range);
                 }
@@ -236,7 +231,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                 let root = self.pieces(shift, 0, first, last, r.state());
                 let root = self.lock_unpublished(root, 0);
                 let root = self
-                    .publish_root(entry::busy(head), Self::boxed(root))
+                    .publish_root(entry::busy(head), root)
                     .expect("a busy head changes only under the head lock");
                 self.records().free(r);
                 root
@@ -263,7 +258,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
             }
             let top = self.lock_unpublished(top, 0);
             root = self
-                .publish_root(entry::node_word(root), Self::boxed(top))
+                .publish_root(entry::node_word(root), top)
                 .expect("a head holding a node changes only under the head lock");
             self.reset_root_marks(root);
         }
@@ -277,15 +272,6 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
         Self::node(node).lock_new().keep();
         self.many.push((node, base));
         node
-    }
-
-    /// The box of a node built by this write (its pointer came from `Box::into_raw`),
-    /// for a `publish_root` that cannot fail (the head holds a value, a busy record or a
-    /// node, which change only under the head lock this write holds).
-    fn boxed(node: *const Node<SLOTS>) -> Box<Node<SLOTS>> {
-        // SAFETY: `node` came from `Box::into_raw` in `lock_unpublished` and was not
-        // published yet; `publish_root` takes it back and publishes it.
-        unsafe { Box::from_raw(node as *mut Node<SLOTS>) }
     }
 
     /// Marks every node of a subtree obsolete (all locked by this write: they meet the

@@ -78,7 +78,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     shift += Geometry::<SLOTS>::BITS;
                 }
                 let root = Node::from_cache(&self.xa.node_cache, shift, EMPTY, 0);
-                let root = self.publish_root(head, root)?;
+                let root = self.publish_root(head, Box::into_raw(root))?;
                 // Empty until the writer writes: unlinked again if it does not.
                 self.pending_empty.push((root, 0));
                 root
@@ -91,21 +91,12 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     head,
                     marks,
                 );
-                let root = self.publish_root(head, root)?;
+                let root = self.publish_root(head, Box::into_raw(root))?;
                 self.note_split(head, 0);
                 root
             }
             Kind::Record => {
-                // A head record never changes (`record.rs`), but its fast release may take
-                // it out (and the record be reused, at this very head) while we read it.
-                // Marking it busy first stops that: the fast release compares the plain
-                // word. Then the record is ours to read and to free.
-                if self
-                    .xa
-                    .head
-                    .compare_exchange(head, entry::busy(head), Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
+                if !self.xa.take_head_record(head) {
                     return None;
                 }
                 let record = Self::record(head);
@@ -116,7 +107,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     shift += Geometry::<SLOTS>::BITS;
                 }
                 let root = self.pieces(shift, 0, first, last, state);
-                let Some(root) = self.publish_root(entry::busy(head), root) else {
+                let Some(root) = self.publish_root(entry::busy(head), Box::into_raw(root)) else {
                     unreachable!("a busy head changes only under the head lock")
                 };
                 self.records().free(record);
@@ -188,7 +179,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
             }
         }
         let top = self
-            .publish_root(entry::node_word(root), top)
+            .publish_root(entry::node_word(root), Box::into_raw(top))
             .expect("a head holding a node changes only under the head lock");
         self.reset_root_marks(top);
         top
@@ -204,14 +195,17 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
     }
 
     /// Publishes `root` as the head if the head is still `old` (which `root` already
-    /// contains); otherwise gives `root` back unpublished and returns `None`.
+    /// contains); otherwise frees `root` and returns `None`. `root` is a node this
+    /// writer built (its pointer from `Box::into_raw`, not published): it is passed as
+    /// that pointer, never boxed again, so that every later access (the writer's
+    /// unlock through it, readers through the head) derives from one tag, as Miri's
+    /// tree borrows requires.
     pub(in crate::xarray) fn publish_root(
         &mut self,
         old: usize,
-        root: Box<Node<SLOTS>>,
+        root: *const Node<SLOTS>,
     ) -> Option<*const Node<SLOTS>> {
         debug_assert!(self.held == Held::Head || self.held == Held::Many);
-        let root = Box::into_raw(root) as *const Node<SLOTS>;
         let new = entry::node_word(root);
         if let Err(now) =
             self.xa
@@ -227,9 +221,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     self.records().free(Self::record(word));
                 }
             }
-            // SAFETY: `root` came from `Box::into_raw` above and was never published; the
-            // head word it was filled with is not a node (only non-node heads change
-            // without the head lock), so it owns no children.
+            // SAFETY: `root` came from the caller's `Box::into_raw` and was never
+            // published; the head word it was filled with is not a node (only non-node
+            // heads change without the head lock), so it owns no children.
             unsafe { node::free_node::<SLOTS>(root) };
             return None;
         }

@@ -434,7 +434,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
 
     /// The located slot `offset` of the locked node, with its word (for a cursor that
     /// goes on through the slots of the node it holds).
-    pub(crate) fn sibling(&self, at: &Located<SLOTS>, offset: usize) -> Located<SLOTS> {
+    fn sibling(&self, at: &Located<SLOTS>, offset: usize) -> Located<SLOTS> {
         let Slot::In(node, _) = at.slot else {
             unreachable!("the head has no siblings")
         };
@@ -454,14 +454,32 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
 
     /// Moves the cursor's notion of the current slot to `offset` of the locked node
     /// (after [`Self::sibling`]), so that maintenance follows the right path.
-    pub(crate) fn step_to(&mut self, offset: usize) {
+    fn step_to(&mut self, offset: usize) {
         if let Some(step) = self.path.last_mut() {
             step.offset = offset;
         }
     }
 
+    /// The next slot of the locked node after `at`, made the cursor's slot, if it lies
+    /// inside the index space and holds no node (a walk that goes on through one node
+    /// under the same lock); `None`: walk again from the head.
+    pub(crate) fn next_slot(&mut self, at: &Located<SLOTS>) -> Option<Located<SLOTS>> {
+        let Slot::In(_, offset) = at.slot else {
+            return None;
+        };
+        if offset + 1 >= self.slots_in_node(at) {
+            return None;
+        }
+        let next = self.sibling(at, offset + 1);
+        if entry::is_node(next.word) {
+            return None;
+        }
+        self.step_to(offset + 1);
+        Some(next)
+    }
+
     /// How many slots of the locked node lie inside the index space.
-    pub(crate) fn slots_in_node(&self, at: &Located<SLOTS>) -> usize {
+    fn slots_in_node(&self, at: &Located<SLOTS>) -> usize {
         Geometry::<SLOTS>::slots_in_range(at.shift)
     }
 

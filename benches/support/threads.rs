@@ -1,0 +1,50 @@
+//! Thread helpers shared by the benches (`benches/lookup.rs`, `benches/lock_cost.rs`,
+//! and `compare/benches/range_lock.rs`, which mount this file with `#[path]`). Each bench
+//! uses a part of it.
+#![allow(dead_code)]
+
+use std::sync::Barrier;
+use std::time::Duration;
+
+/// Runs `work(thread, iters)` on `threads` threads released together by a barrier, and
+/// returns the slowest thread's own timing.
+pub fn on_threads(
+    threads: usize,
+    iters: u64,
+    work: impl Fn(usize, u64) -> Duration + Sync,
+) -> Duration {
+    let start = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| {
+                let (start, work) = (&start, &work);
+                scope.spawn(move || {
+                    start.wait();
+                    work(thread, iters)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("bench thread panicked"))
+            .max()
+            .unwrap_or_default()
+    })
+}
+
+/// Far enough apart that two threads' indices share no leaf of the tree.
+pub const STRIDE: u64 = 1 << 20;
+
+/// Times `lock(i)` on `threads` threads at once, each over its own 63 indices
+/// `thread * STRIDE + 0..63` in turn (`iters` calls each): the disjoint-lockers workload.
+/// Returns the slowest thread's time.
+pub fn disjoint(threads: usize, iters: u64, lock: impl Fn(u64) + Sync) -> Duration {
+    on_threads(threads, iters, |thread, iters| {
+        let base = thread as u64 * STRIDE;
+        let start = std::time::Instant::now();
+        for n in 0..iters {
+            lock(base + n % 63);
+        }
+        start.elapsed()
+    })
+}
