@@ -2,8 +2,7 @@
 # Loom: model-checks the reader/writer races of the tree (tests/loom.rs), including the
 # negative control that must catch a reader that does not pin, and the range-lock
 # protocol (tests/loom_lock.rs: wake-ups, the head fast path, holder counts, fairness,
-# downgrade, fill vs direct IO; about 35 s, most of it the whole-range vs sub-range
-# model, whose slow path builds a 32-level tree of 4-slot nodes), and the page-cache
+# downgrade, fill vs direct IO; see the note at its line below), and the page-cache
 # protocol (tests/loom_mapping.rs: fault vs direct write, buffered write vs eviction,
 # the sealed hand-off vs a second sub-page direct write, truncate vs fault; about 5 s,
 # the truncate model capped at one preemption).
@@ -38,7 +37,14 @@ cargo clippy --release -p rangelock-compare --lib --test loom_two_state --test l
 # CI has the time, so it runs here too.
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 cargo test --release -p rangelock --test loom -- --include-ignored "$@"
-cargo test --release -p rangelock --test loom_lock -- "$@"
+# The range-lock models at one preemption: since the per-node lock redesign (issue 12)
+# their state space at two (node and head spin locks yield under loom, and every yield
+# is a scheduling choice) runs past 15 minutes for several of them; at one the file takes
+# about 2.5 minutes on 2 cores. `whole_range_fast_path_vs_sub_range` needs two
+# preemptions to reach its required outcomes and is `#[ignore]`d; run the full search by
+# hand with `LOOM_LOCK_PREEMPTIONS=2 ci/loom.sh --include-ignored` (hours).
+LOOM_MAX_PREEMPTIONS="${LOOM_LOCK_PREEMPTIONS:-1}" \
+  cargo test --release -p rangelock --test loom_lock -- "$@"
 cargo test --release -p rangelock --test loom_mapping -- "$@"
 cargo test --release -p rangelock --test loom_fsync -- "$@"
 # Async acquisition (tests/loom_async.rs): waker registration vs release, cancel vs

@@ -182,7 +182,7 @@ fn release_wakes_a_queued_acquirer() {
 #[test]
 #[ignore = "since the per-node lock redesign (issue 12) this model runs past 5 minutes at \
             LOOM_MAX_PREEMPTIONS=2 and misses a required outcome at 1; run it with \
-            `ci/loom.sh --include-ignored` (see its closing note)"]
+            `LOOM_LOCK_PREEMPTIONS=2 ci/loom.sh --include-ignored`"]
 fn whole_range_fast_path_vs_sub_range() {
     model_reaching(
         &[
@@ -284,9 +284,6 @@ fn shared_holders_count_each_other() {
 /// if main got in first, X queues behind both holds. Then the hold is released and X
 /// gets index 1, never while a Shared holder is inside.
 #[test]
-#[ignore = "since the per-node lock redesign (issue 12) this model runs past 5 minutes at \
-            LOOM_MAX_PREEMPTIONS=2 and misses a required outcome at 1; run it with \
-            `ci/loom.sh --include-ignored` (see its closing note)"]
 fn queued_exclusive_refuses_new_shared() {
     model_reaching(
         &[

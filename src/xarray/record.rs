@@ -128,6 +128,15 @@ struct RecordPtr(NonNull<LockRecord>);
 // name for one of them, handed from one thread to another through the pool's mutex.
 unsafe impl Send for RecordPtr {}
 
+/// A chunk of records, from `Box::into_raw`: every record pointer the pool hands out is
+/// derived from this one pointer, and the chunk is boxed again only to be freed, when
+/// the pool is dropped (so no access through a record pointer ever conflicts with a
+/// later use of the box, as Miri's tree borrows requires).
+struct ChunkPtr(NonNull<[LockRecord]>);
+
+// SAFETY: as for `RecordPtr`: the chunk is owned by its pool and only named here.
+unsafe impl Send for ChunkPtr {}
+
 /// How many records a pool allocates at once.
 const CHUNK: usize = 32;
 
@@ -135,7 +144,7 @@ const CHUNK: usize = 32;
 pub(crate) struct RecordPool {
     free: Mutex<Vec<RecordPtr>>,
     /// Every chunk ever allocated, freed when the pool is dropped.
-    chunks: Mutex<Vec<Box<[LockRecord]>>>,
+    chunks: Mutex<Vec<ChunkPtr>>,
 }
 
 impl RecordPool {
@@ -152,14 +161,15 @@ impl RecordPool {
             return record;
         }
         let chunk: Box<[LockRecord]> = (0..CHUNK).map(|_| LockRecord::new()).collect();
-        let first = NonNull::from(&chunk[0]);
+        let chunk = NonNull::from(Box::leak(chunk));
+        let base = chunk.cast::<LockRecord>();
+        // SAFETY: `i < CHUNK`, the chunk's length: each pointer is inside the chunk.
+        let record = |i: usize| RecordPtr(unsafe { base.add(i) });
         let mut free = sync::lock(&self.free);
-        for record in &chunk[1..] {
-            free.push(RecordPtr(NonNull::from(record)));
-        }
+        free.extend((1..CHUNK).map(record));
         drop(free);
-        sync::lock(&self.chunks).push(chunk);
-        RecordPtr(first)
+        sync::lock(&self.chunks).push(ChunkPtr(chunk));
+        record(0)
     }
 
     fn give(&self, records: impl IntoIterator<Item = RecordPtr>) {
@@ -232,6 +242,17 @@ impl RecordPool {
     pub(crate) fn in_use(&self) -> usize {
         let total = sync::lock(&self.chunks).len() * CHUNK;
         total - sync::lock(&self.free).len()
+    }
+}
+
+impl Drop for RecordPool {
+    fn drop(&mut self) {
+        for chunk in sync::lock(&self.chunks).drain(..) {
+            // SAFETY: the chunk came from `Box::leak` in `take` and is freed only here; the
+            // pool is being dropped, so no record of it is referenced any more (a tree
+            // that owns a pool drops it after its slots; the global pool never drops).
+            drop(unsafe { Box::from_raw(chunk.0.as_ptr()) });
+        }
     }
 }
 
