@@ -146,7 +146,7 @@ pub(crate) struct WriteCursor<'a, T: Send + Sync + 'static, const SLOTS: usize> 
     pub(super) held: Held<SLOTS>,
     /// The nodes a range write holds locked, with their bases, in the order locked (see
     /// `range_write.rs`).
-    pub(super) many: SmallVec<[(*const Node<SLOTS>, u64); 16]>,
+    pub(super) many: SmallVec<[(*const Node<SLOTS>, u64); 4]>,
     /// Nodes whose last slot this cursor emptied, and nodes whose mark summary it
     /// changed (marks as bits), each with its base: unlinked, or their ancestors' bits
     /// recomputed, once the cursor lets go of its locks (top-down lock order: the
