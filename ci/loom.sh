@@ -46,6 +46,10 @@ cargo test --release -p rangelock --test loom -- --include-ignored "$@"
 LOOM_MAX_PREEMPTIONS="${LOOM_LOCK_PREEMPTIONS:-1}" \
   cargo test --release -p rangelock --test loom_lock -- "$@"
 cargo test --release -p rangelock --test loom_mapping -- "$@"
+# The write-back vs failed hand-off model (issue 11) is `#[ignore]`d since the per-node
+# lock redesign made its two-preemption search too big for CI (see its attribute); this
+# line builds it and runs it only with --include-ignored. In CI the fsync rule is
+# checked by the injected-failure oracle (tests/mapping_oracle.rs).
 cargo test --release -p rangelock --test loom_fsync -- "$@"
 # Async acquisition (tests/loom_async.rs): waker registration vs release, cancel vs
 # grant; under a second, both capped at one preemption.

@@ -188,6 +188,9 @@ impl Scene {
 }
 
 #[test]
+#[ignore = "since the per-node lock redesign (issue 12) the search at two preemptions \
+            outgrew CI (240,000 interleavings in 120 s without reaching both outcomes; \
+            59,577 in all before); run it by hand with `ci/loom.sh --include-ignored`"]
 fn writeback_vs_failed_hand_off_and_re_eviction() {
     model_reaching(
         &[
