@@ -81,6 +81,23 @@ impl<const SLOTS: usize> Driver<SLOTS> {
         }
     }
 
+    /// The batched lookup (`ReadGuard::entries_many`) at `index` and at three indices
+    /// derived from it (its neighbour, half of it, its mirror at the top of the index
+    /// space), each against the model as a single lookup would be.
+    fn check_get_many(&self, index: u64) {
+        let indices = [index, index.wrapping_add(1), index / 2, u64::MAX - index];
+        let guard = self.tree.read();
+        for (i, got) in indices.into_iter().zip(guard.entries_many(indices)) {
+            let want = self.model.entry(i);
+            let same = got.is_empty() == want.is_empty()
+                && got.value() == want.value()
+                && got.item().map(|r| r as *const u64) == want.item().map(Arc::as_ptr);
+            if !same {
+                self.fail(format_args!("entries_many at {i}: tree {got:?}, model {want:?}"));
+            }
+        }
+    }
+
     fn apply(&mut self, op: &Op) {
         match *op {
             Op::Store { index, item } => {
@@ -197,6 +214,7 @@ impl<const SLOTS: usize> Driver<SLOTS> {
             Op::Get { index } => {
                 let got = self.tree.get(index.0);
                 self.expect_entry("get", &got, &self.model.entry(index.0));
+                self.check_get_many(index.0);
             }
             Op::Find { from } => self.check_find(from.0),
             Op::Iter { range } => {
