@@ -93,7 +93,9 @@ impl<const SLOTS: usize> Driver<SLOTS> {
                 && got.value() == want.value()
                 && got.item().map(|r| r as *const u64) == want.item().map(Arc::as_ptr);
             if !same {
-                self.fail(format_args!("entries_many at {i}: tree {got:?}, model {want:?}"));
+                self.fail(format_args!(
+                    "entries_many at {i}: tree {got:?}, model {want:?}"
+                ));
             }
         }
     }
