@@ -77,6 +77,9 @@ compile_error!("rangelock needs 64-bit pointers: a slot word carries 63-bit valu
 pub mod lock;
 pub mod lockdep;
 pub mod mapping;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod mutation;
 pub(crate) mod sync;
 pub mod xarray;
 

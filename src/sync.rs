@@ -158,6 +158,15 @@ impl<'a> SpinLock<'a> {
         }
     }
 
+    /// A guard for a lock that was not taken: the mutation `NodeLockSkipped` of the loom
+    /// negative controls (`src/mutation.rs`). Dropping it clears the lock bit, which
+    /// nobody set unless a correct writer holds the lock: then the mutation breaks that
+    /// writer too, as a missing lock would.
+    #[cfg(loom)]
+    pub(crate) fn not_taken(word: &'a atomic::AtomicU32) -> SpinLock<'a> {
+        SpinLock(word)
+    }
+
     /// Keeps the word locked past this guard's life: the owner unlocks it later with
     /// [`spin_unlock`] (a cursor that holds a lock across calls).
     pub(crate) fn keep(self) {

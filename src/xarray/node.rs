@@ -236,7 +236,16 @@ impl<const SLOTS: usize> Node<SLOTS> {
     /// obsolete: the caller walks again from the head.
     #[inline]
     pub(crate) fn lock(&self) -> Option<SpinLock<'_>> {
+        #[cfg(loom)]
+        if crate::mutation::active(crate::mutation::Mutation::NodeLockSkipped) {
+            let bits = self.lock.load(Ordering::Relaxed);
+            return (bits & OBSOLETE == 0).then(|| SpinLock::not_taken(&self.lock));
+        }
         let (guard, bits) = SpinLock::lock(&self.lock);
+        #[cfg(loom)]
+        if crate::mutation::active(crate::mutation::Mutation::ObsoleteIgnored) {
+            return Some(guard);
+        }
         (bits & OBSOLETE == 0).then_some(guard)
     }
 

@@ -114,6 +114,10 @@ pub(crate) fn read(slot: &AtomicUsize, word: usize) -> Option<Seen> {
         state: record.state.load(Ordering::Acquire),
     };
     // Acquire loads above: the loads below are not reordered before them.
+    #[cfg(loom)]
+    if crate::mutation::active(crate::mutation::Mutation::RecordSeqUnchecked) {
+        return (slot.load(Ordering::Acquire) == word).then_some(seen);
+    }
     if slot.load(Ordering::Acquire) != word || record.seq.load(Ordering::Acquire) != seq {
         return None;
     }

@@ -410,7 +410,15 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
                 };
                 lock.keep();
                 self.held = Held::Node(node);
+                #[cfg(loom)]
+                let unlocked_word = word;
                 let word = n.load(offset);
+                #[cfg(loom)]
+                let word = if crate::mutation::active(crate::mutation::Mutation::SlotNotReread) {
+                    unlocked_word
+                } else {
+                    word
+                };
                 if entry::is_node(word) && shift != stop_shift {
                     // A child appeared under us: go down into it.
                     self.unlock();

@@ -1,0 +1,55 @@
+//! Deliberate breakages for the loom models' negative controls (`tests/loom_mutations.rs`).
+//!
+//! A loom model proves a protocol only if the same model *fails* when the protocol is
+//! broken. Each [`Mutation`] switches off one protection at the one place that provides
+//! it; the mutation models run a race with it switched off and check that loom (or the
+//! model's own assertions) catch what goes wrong, and run the same race without it and
+//! check that it passes.
+//!
+//! Only compiled in under `cfg(loom)`; everywhere else [`active`] is the constant
+//! `false` and the call sites compile to nothing. Loom runs all the threads of a model on
+//! the OS thread that called `loom::model`, so the switch is a std thread-local: it
+//! applies to every thread of one model and to nothing that other tests run at the same
+//! time.
+
+/// One protection switched off (see the module docs).
+#[cfg(loom)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// Nothing is broken.
+    None,
+    /// `Node::lock` does not take the node's spin lock (it still reports obsolete
+    /// nodes): two writers of one leaf change its slots and `count` at the same time.
+    NodeLockSkipped,
+    /// `Node::lock` ignores the obsolete flag: a writer that walked to a node which has
+    /// since been unlinked writes into the dead node.
+    ObsoleteIgnored,
+    /// `WriteCursor::lock_at` keeps the word it read on its unlocked walk instead of
+    /// reading the slot again under the lock: a writer acts on a slot another writer
+    /// has changed meanwhile (e.g. splits a multi-index entry that was split already).
+    SlotNotReread,
+    /// A lock-free reader of a lock record does not check the record's sequence number
+    /// after reading its bounds: it can combine the bounds of two publications of one
+    /// recycled record.
+    RecordSeqUnchecked,
+}
+
+#[cfg(loom)]
+std::thread_local! {
+    static ACTIVE: core::cell::Cell<Mutation> = const { core::cell::Cell::new(Mutation::None) };
+}
+
+/// Switches `mutation` on for every model this OS thread runs from now on
+/// ([`Mutation::None`] switches it off). Test-only: nothing else may call it.
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn set(mutation: Mutation) {
+    ACTIVE.with(|active| active.set(mutation));
+}
+
+/// Whether `mutation` is switched on.
+#[cfg(loom)]
+#[inline]
+pub(crate) fn active(mutation: Mutation) -> bool {
+    ACTIVE.with(|active| active.get()) == mutation
+}
