@@ -14,6 +14,7 @@
 
 #![cfg(not(loom))]
 
+#[path = "support/tree_checks.rs"]
 mod common;
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;

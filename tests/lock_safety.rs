@@ -13,6 +13,7 @@
 
 #![cfg(not(loom))]
 
+#[path = "support/tree_checks.rs"]
 mod common;
 #[path = "support/lock_harness.rs"]
 mod lock_harness;

@@ -18,6 +18,7 @@
 
 #![cfg(not(loom))]
 
+#[path = "support/tree_checks.rs"]
 mod common;
 #[path = "support/lock_harness.rs"]
 mod lock_harness;

@@ -46,8 +46,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::oracle::Kind;
-use crate::page_cache::SECTORS;
+use super::oracle::Kind;
+use super::page_cache::SECTORS;
 
 /// How many violations are described in full.
 const DETAILS: usize = 8;

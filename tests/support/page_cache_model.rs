@@ -9,7 +9,7 @@ use std::ops::Bound::{self, Excluded, Included};
 use rangelock::mapping::MappingError;
 use rangelock::LockError;
 
-use crate::mapping_ops::{inclusive, Bytes, Pos};
+use super::mapping_ops::{inclusive, Bytes, Pos};
 
 pub type Data = [u64; 4];
 pub type Dev = BTreeMap<u64, Data>;

@@ -22,8 +22,7 @@
 
 #![cfg(not(loom))]
 
-#[path = "support/lock_harness.rs"]
-mod lock_harness;
+use crate::support::lock_harness;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;

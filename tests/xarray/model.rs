@@ -8,10 +8,8 @@
 //! set `QUICKCHECK_TESTS` to run more cases.
 #![cfg(not(loom))]
 
-#[path = "support/quickcheck_harness.rs"]
-mod quickcheck_harness;
-#[path = "support/xarray_ops.rs"]
-mod xarray_ops;
+use crate::support::quickcheck_harness;
+use crate::support::xarray_ops;
 
 use quickcheck_harness::{check_matches_model, DriverOp};
 use xarray_ops::{run, shrink_ops, Op};

@@ -10,18 +10,22 @@
 //! into empty slots and then drop the tree, which frees its nodes directly). So no test's
 //! garbage can be freed, or a bag of it queued, on another test's thread in the middle of
 //! a measurement.
+//!
+//! A binary of its own, not a module of `tests/xarray/`: the allocator is per binary,
+//! and the argument above holds only if no other test of the binary retires garbage
+//! into the global collector (the stress tests do), which a measured thread's pins
+//! could then free in the middle of a byte-exact measurement.
 
-mod common;
-#[path = "support/counting_alloc.rs"]
-mod counting_alloc;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 
 use crossbeam_epoch::Collector;
 use rangelock::XArray;
 
-use common::{check, levels, scaled};
-use counting_alloc::{allocated, live, Counting};
+use support::counting_alloc::{allocated, live, Counting};
+use support::tree_checks::{check, levels, scaled};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
