@@ -8,11 +8,9 @@
 //! set `QUICKCHECK_TESTS` to run more cases.
 #![cfg(not(loom))]
 
-use crate::support::quickcheck_harness;
+use crate::support::quickcheck_harness::{check_matches_model, DriverOp};
 use crate::support::xarray_ops;
-
-use quickcheck_harness::{check_matches_model, DriverOp};
-use xarray_ops::{run, shrink_ops, Op};
+use crate::support::xarray_ops::{run, shrink_ops, Op};
 
 impl DriverOp for Op {
     const RUN: fn(&[Op]) = run;

@@ -1,5 +1,6 @@
-use rangelock::{Entry, Mark, XArray};
 use std::sync::Arc;
+
+use rangelock::{Entry, Mark, XArray};
 
 #[test]
 fn smoke() {

@@ -22,8 +22,6 @@
 
 #![cfg(not(loom))]
 
-use crate::support::lock_harness;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -32,7 +30,8 @@ use std::time::Duration;
 use crossbeam_epoch::Collector;
 use rangelock::{CompareExchangeError, Entry, EntryRef, Mark, XArray};
 
-use lock_harness::{check_value, signature, splitmix64, Budget};
+use crate::support::lock_harness;
+use crate::support::lock_harness::{check_value, signature, splitmix64, Budget};
 
 /// Range operations and most single-index ones work on `0..WINDOW`: 5 levels of 4-slot
 /// nodes, 2 levels of 64-slot ones.

@@ -8,13 +8,9 @@
 //! set `QUICKCHECK_TESTS` to run more cases.
 #![cfg(not(loom))]
 
-#[path = "support/quickcheck_harness.rs"]
-mod quickcheck_harness;
-#[path = "support/range_ops.rs"]
-mod range_ops;
-
-use quickcheck_harness::{check_matches_model, DriverOp};
-use range_ops::{run, shrink_ops, RangeOp};
+use crate::support::quickcheck_harness::{check_matches_model, DriverOp};
+use crate::support::range_ops;
+use crate::support::range_ops::{run, shrink_ops, RangeOp};
 
 impl DriverOp for RangeOp {
     const RUN: fn(&[RangeOp]) = run;

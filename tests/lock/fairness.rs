@@ -10,16 +10,13 @@
 
 #![cfg(not(loom))]
 
-#[path = "support/lock_harness.rs"]
-mod lock_harness;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 
 use rangelock::{LockMode, XArray};
 
-use lock_harness::{until_queued, Budget, Rng};
+use crate::support::lock_harness::{until_queued, Budget, Rng};
 
 /// Shared lockers that keep the index `AT` (or the DIO range) busy.
 const STREAM: u64 = 3;

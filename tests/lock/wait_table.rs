@@ -9,16 +9,13 @@
 
 #![cfg(not(loom))]
 
-#[path = "support/lock_harness.rs"]
-mod lock_harness;
-
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
 use rangelock::{LockError, LockMode, WaitTable, XArray};
 
-use lock_harness::{until_queued, STALL};
+use crate::support::lock_harness::{until_queued, STALL};
 
 // ---------------------------------------------------------------------------------------
 // Wake-ups after a split

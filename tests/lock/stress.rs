@@ -18,11 +18,6 @@
 
 #![cfg(not(loom))]
 
-#[path = "support/tree_checks.rs"]
-mod common;
-#[path = "support/lock_harness.rs"]
-mod lock_harness;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -32,8 +27,9 @@ use rangelock::{
     Entry, FillError, LockError, LockMode, Mark, RangeGuard, WaitTable, XArray, XaError,
 };
 
-use common::check;
-use lock_harness::{check_value, signature, Budget, Rng, STALL, WINDOW};
+use crate::support::lock_harness;
+use crate::support::lock_harness::{check_value, signature, Budget, Rng, STALL, WINDOW};
+use crate::support::tree_checks::check;
 
 const THREADS: usize = 4;
 
