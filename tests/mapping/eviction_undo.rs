@@ -1,4 +1,8 @@
-//! Regressions from the review of the page cache: each test failed on the first version
+//! The undo of an eviction (a direct IO whose `flush` failed or panicked, a refused
+//! collapse) and the callbacks that panic: pages dirtied meanwhile come back with their
+//! marks, no stale WRITEBACK mark stays, nothing is lost.
+//!
+//! Regressions from the review of the page cache (this was `tests/mapping_review.rs`): each test failed on the first version
 //! of `src/mapping/` (the comment on each says how) and passes since the undo of an
 //! eviction locks every evicted page, rebuilds its marks from its flags and puts it back
 //! before the range is released (`src/mapping/evict.rs`), and a buffered write marks the
@@ -9,22 +13,11 @@
 
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
 
 use rangelock::mapping::{DirectIoKind, Mapping, WRITEBACK};
 use rangelock::Entry;
 
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn locked<P: Send + Sync + 'static>(file: &Mapping<P>, index: u64) -> bool {
-    matches!(file.pages().get(index), Entry::Locked { .. })
-}
+use crate::support::mapping_waits::{locked, wait_until};
 
 /// Review finding 1a: `direct_io`'s undo (a `flush` failed) restores every evicted page with the
 /// tree marks it had *at eviction*, and re-derives the DIRTY mark from the dirty flag only

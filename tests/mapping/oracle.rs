@@ -24,27 +24,16 @@
 
 #![cfg(not(loom))]
 
-#[path = "support/faulty_mapping.rs"]
-mod faulty_mapping;
-#[path = "support/lock_harness.rs"]
-mod lock_harness;
-#[path = "support/oracle.rs"]
-mod oracle;
-#[path = "support/oracle_checks.rs"]
-mod oracle_checks;
-#[path = "support/page_cache.rs"]
-mod page_cache;
-
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use rangelock::mapping::{Mapping, PageGeometry};
 use rangelock::XArray;
 
-use faulty_mapping::{Faults, FaultyMapping};
-use lock_harness::{stress_secs, Budget};
-use oracle::{run, Config, Report};
-use page_cache::{NaiveMapping, PageData};
+use crate::support::faulty_mapping::{Faults, FaultyMapping};
+use crate::support::lock_harness::{stress_secs, Budget};
+use crate::support::oracle::{run, Config, Report};
+use crate::support::page_cache::{NaiveMapping, PageData};
 
 /// The longest the negative control may take to catch the naive mapping.
 const NAIVE_CAP: Duration = Duration::from_secs(20);

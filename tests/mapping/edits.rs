@@ -14,9 +14,7 @@ use std::time::Duration;
 use rangelock::mapping::{DirectIoKind, Mapping, MappingError};
 use rangelock::LockError;
 
-#[path = "support/mapping_waits.rs"]
-mod mapping_waits;
-use mapping_waits::{hold_page_lock, leak, locked, wait_until, within, WATCHDOG};
+use crate::support::mapping_waits::{hold_page_lock, leak, locked, wait_until, within, WATCHDOG};
 
 /// Review finding 1a: `punch_hole` stores back the size it read when it took its range
 /// (`edit` always calls `store_size(size_after(old))`, and punch_hole's `size_after` is

@@ -19,9 +19,7 @@ use std::time::Duration;
 use rangelock::mapping::{DirectIoKind, Mapping, PageGeometry};
 use rangelock::{WaitTable, XArray};
 
-#[path = "support/mapping_waits.rs"]
-mod mapping_waits;
-use mapping_waits::{hold_page_lock, leak, locked, wait_until, WATCHDOG};
+use crate::support::mapping_waits::{hold_page_lock, leak, locked, wait_until, WATCHDOG};
 
 const SETTLE: Duration = Duration::from_secs(2);
 
