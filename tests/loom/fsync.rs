@@ -38,9 +38,6 @@
 
 #![cfg(loom)]
 
-#[path = "support/loom_harness.rs"]
-mod loom_harness;
-
 use std::sync::Arc;
 
 use crossbeam_epoch::Collector;
@@ -50,7 +47,7 @@ use loom::thread;
 use rangelock::mapping::{DirectIoKind, Mapping, MappingError, Page, PageGeometry};
 use rangelock::{WaitTable, XArray};
 
-use loom_harness::model_reaching;
+use crate::support::loom_harness::model_reaching;
 
 /// A file of 4-slot nodes whose pages hold one `u64`.
 type File = Mapping<u64, 4>;

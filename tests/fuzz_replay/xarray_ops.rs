@@ -4,10 +4,8 @@
 //! itself is `cargo +nightly fuzz run xarray_ops` in `fuzz/`.
 #![cfg(not(loom))]
 
-#[path = "support/replay.rs"]
-mod replay;
-#[path = "support/xarray_ops.rs"]
-mod xarray_ops;
+use crate::support::replay;
+use crate::support::xarray_ops;
 
 #[test]
 // Miri's isolation forbids reading the folder; `tests/model.rs` runs the same driver there.

@@ -40,9 +40,6 @@
 
 #![cfg(loom)]
 
-#[path = "support/loom_harness.rs"]
-mod loom_harness;
-
 // Std atomics observe the models (loom runs all of a model's threads on one OS thread,
 // so they are exact and add no scheduling points); the protocol runs on loom's.
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -50,7 +47,7 @@ use std::sync::Arc;
 
 use rangelock::{Entry, LockError, LockMode, WaitTable, XArray};
 
-use loom_harness::{model_reaching, Outcomes};
+use crate::support::loom_harness::{model_reaching, Outcomes};
 
 /// A tree of 4-slot nodes (indices below 4 live in one root leaf).
 type Tree = XArray<u64, 4>;

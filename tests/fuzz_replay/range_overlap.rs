@@ -4,10 +4,8 @@
 //! fuzzer itself is `cargo +nightly fuzz run range_overlap` in `fuzz/`.
 #![cfg(not(loom))]
 
-#[path = "support/range_ops.rs"]
-mod range_ops;
-#[path = "support/replay.rs"]
-mod replay;
+use crate::support::range_ops;
+use crate::support::replay;
 
 #[test]
 // Miri's isolation forbids reading the folder; `tests/lock_model.rs` runs the same driver.

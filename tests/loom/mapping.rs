@@ -32,9 +32,6 @@
 
 #![cfg(loom)]
 
-#[path = "support/loom_harness.rs"]
-mod loom_harness;
-
 // Std atomics observe the models (loom runs all of a model's threads on one OS thread,
 // so they are exact and add no scheduling points); the protocol and the device run on
 // loom's.
@@ -45,7 +42,7 @@ use loom::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use rangelock::mapping::{DirectIoKind, Mapping, MappingError, Page, PageGeometry};
 use rangelock::{WaitTable, XArray};
 
-use loom_harness::{model_reaching, model_reaching_capped};
+use crate::support::loom_harness::{model_reaching, model_reaching_capped};
 
 /// A page: two sectors.
 type Data = [u64; 2];

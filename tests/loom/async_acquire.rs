@@ -16,16 +16,13 @@
 
 #![cfg(loom)]
 
-#[path = "support/loom_harness.rs"]
-mod loom_harness;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use rangelock::{Entry, LockMode, WaitTable, XArray};
 
-use loom_harness::model_reaching_capped;
+use crate::support::loom_harness::model_reaching_capped;
 
 /// A tree of 4-slot nodes (indices below 4 live in one root leaf).
 type Tree = XArray<u64, 4>;
