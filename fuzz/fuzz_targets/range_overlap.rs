@@ -5,7 +5,7 @@
 //!
 //! `cargo +nightly fuzz run range_overlap` (in `fuzz/`). The corpus and the minimised
 //! crashes in `fuzz/regressions/range_overlap/` replay on stable through
-//! `tests/fuzz_replay_range.rs`, which decodes them the same way.
+//! `tests/fuzz_replay/range_overlap.rs`, which decodes them the same way.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -3,7 +3,7 @@
 //!
 //! `cargo +nightly fuzz run xarray_ops` (in the repository root). The corpus and the
 //! minimised crashes in `fuzz/regressions/xarray_ops/` replay on stable through
-//! `tests/fuzz_replay.rs`, which decodes them the same way.
+//! `tests/fuzz_replay/xarray_ops.rs`, which decodes them the same way.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -8,7 +8,7 @@ use crate::support::range_ops;
 use crate::support::replay;
 
 #[test]
-// Miri's isolation forbids reading the folder; `tests/lock_model.rs` runs the same driver.
+// Miri's isolation forbids reading the folder; `tests/lock/model.rs` runs the same driver.
 #[cfg_attr(miri, ignore)]
 fn range_overlap_corpus_replays() {
     replay::replay::<range_ops::RangeOp>("range_overlap", range_ops::run);

@@ -8,7 +8,7 @@ use crate::support::replay;
 use crate::support::xarray_ops;
 
 #[test]
-// Miri's isolation forbids reading the folder; `tests/model.rs` runs the same driver there.
+// Miri's isolation forbids reading the folder; `tests/xarray/model.rs` runs the same driver there.
 #[cfg_attr(miri, ignore)]
 fn xarray_ops_corpus_replays() {
     replay::replay::<xarray_ops::Op>("xarray_ops", xarray_ops::run);

@@ -3,7 +3,7 @@
 //! Operations come from the same overlap-biased decoder the fuzzer uses: quickcheck draws
 //! random bytes and `tests/support/range_ops.rs` decodes them into [`RangeOp`]s;
 //! shrinking works on the decoded operations (drop chunks, then simplify ranges, modes
-//! and indices toward 0 and the edges). The harness, shared with `tests/model.rs`, is
+//! and indices toward 0 and the edges). The harness, shared with `tests/xarray/model.rs`, is
 //! `tests/support/quickcheck_harness.rs`: the seed is fixed, so a failure reproduces;
 //! set `QUICKCHECK_TESTS` to run more cases.
 #![cfg(not(loom))]

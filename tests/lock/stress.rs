@@ -12,8 +12,8 @@
 //! for `RANGELOCK_STRESS_SECS` seconds (default 1). At the end nothing locked or reserved
 //! is left behind, and one whole-range lock evicts every item that remains.
 //!
-//! Fairness, failure paths and wait-table visits are in `tests/lock_fairness.rs`,
-//! `tests/lock_safety.rs` and `tests/lock_wait_table.rs`; the shared tools in
+//! Fairness, failure paths and wait-table visits are in `tests/lock/fairness.rs`,
+//! `tests/lock/safety/` and `tests/lock/wait_table.rs`; the shared tools in
 //! `tests/support/lock_harness.rs`.
 
 #![cfg(not(loom))]

@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! RUSTFLAGS="--cfg loom --cfg crossbeam_loom" LOOM_MAX_PREEMPTIONS=2 \
-//!     CARGO_TARGET_DIR=target/loom cargo test --release --test loom_fsync
+//!     CARGO_TARGET_DIR=target/loom cargo test --release --test loom -- fsync::
 //! ```
 //!
 //! # The race

@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! RUSTFLAGS="--cfg loom --cfg crossbeam_loom" LOOM_MAX_PREEMPTIONS=2 \
-//!     CARGO_TARGET_DIR=target/loom cargo test --release --test loom_lock
+//!     CARGO_TARGET_DIR=target/loom cargo test --release --test loom -- lock::
 //! ```
 //!
 //! # What makes a bug visible
@@ -30,7 +30,7 @@
 //!   whether anybody queued: an acquisition that never had to wait never touches it.
 //! * Each model asserts that its iterations together reached every side of its race
 //!   (the waiter queued, and did not; each thread first; ...), so a model cannot pass by
-//!   never exploring the race (same style as `tests/loom.rs`).
+//!   never exploring the race (same style as `tests/loom/xarray.rs`).
 //! * Mutation checks (done by hand, see the end of this file): each model fails when the
 //!   protocol step it covers is broken.
 //!

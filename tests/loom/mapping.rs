@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! RUSTFLAGS="--cfg loom --cfg crossbeam_loom" LOOM_MAX_PREEMPTIONS=2 \
-//!     CARGO_TARGET_DIR=target/loom cargo test --release --test loom_mapping
+//!     CARGO_TARGET_DIR=target/loom cargo test --release --test loom -- mapping::
 //! ```
 //!
 //! # What makes a bug visible
@@ -22,7 +22,7 @@
 //!   a data race on it is a causality violation.
 //! * Each tree gets its own [`WaitTable`] (`with_wait_table`), whose visit counter says
 //!   whether anybody queued, and each model asserts that its iterations together reached
-//!   every side of its race (same style as `tests/loom_lock.rs`), so a model cannot pass
+//!   every side of its race (same style as `tests/loom/lock.rs`), so a model cannot pass
 //!   by never exploring the race.
 //! * Mutation checks (done by hand, see the end of this file): each model fails when the
 //!   protocol step it covers is broken.

@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! RUSTFLAGS="--cfg loom --cfg crossbeam_loom" LOOM_MAX_PREEMPTIONS=2 \
-//!     CARGO_TARGET_DIR=target/loom cargo test --release --test loom
+//!     CARGO_TARGET_DIR=target/loom cargo test --release --test loom -- xarray::
 //! ```
 //!
 //! `--cfg loom` swaps the tree's atomics, mutex and cells for loom's (`src/sync.rs`);

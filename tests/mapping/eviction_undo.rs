@@ -2,12 +2,12 @@
 //! collapse) and the callbacks that panic: pages dirtied meanwhile come back with their
 //! marks, no stale WRITEBACK mark stays, nothing is lost.
 //!
-//! Regressions from the review of the page cache (this was `tests/mapping_review.rs`): each test failed on the first version
+//! Regressions from the review of the page cache (this was `tests/mapping/eviction_undo.rs`): each test failed on the first version
 //! of `src/mapping/` (the comment on each says how) and passes since the undo of an
 //! eviction locks every evicted page, rebuilds its marks from its flags and puts it back
 //! before the range is released (`src/mapping/evict.rs`), and a buffered write marks the
 //! page dirty before its callback runs. Two more findings are covered elsewhere: write-back
-//! waiting for a sealed hand-off (`tests/mapping_scenarios.rs`) and an undo that ran after
+//! waiting for a sealed hand-off (`tests/mapping/scenarios/`) and an undo that ran after
 //! the release (impossible now: the release is the undo's last step).
 #![cfg(not(loom))]
 

@@ -5,7 +5,7 @@
 //! write-back that failed while this one's pass went by, and a write-back callback that
 //! panicked. (An acquisition that slept and then failed could also put pages back with
 //! stale marks; the lock layer now refuses such an acquisition before it evicts
-//! anything: `tests/mapping_edits.rs`.) Each test failed on the version before (found
+//! anything: `tests/mapping/edits.rs`.) Each test failed on the version before (found
 //! by reviews and by issue 11; the comment on each says how) and keeps the fix. Every
 //! blocking scenario runs under a watchdog (threads not joined on timeout; a hang is a
 //! failure).

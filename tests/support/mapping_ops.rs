@@ -1,4 +1,4 @@
-//! Page-cache operations for `tests/mapping_model.rs`: their edge-biased decoding from
+//! Page-cache operations for `tests/mapping/model/`: their edge-biased decoding from
 //! random bytes (quickcheck draws the bytes, see `quickcheck_harness.rs`) and their
 //! shrinking. Page indices are mostly small or among the last four pages of the index
 //! space; byte offsets are a page, a sector and an offset in the sector.

@@ -1,4 +1,4 @@
-//! The consistency oracle of `tests/mapping_oracle.rs`: threads drive a [`PageCache`]
+//! The consistency oracle of `tests/mapping/oracle.rs`: threads drive a [`PageCache`]
 //! over a [`Disk`] with a random mix of every operation; every read is checked for
 //! staleness, sector by sector, and every write-back for a buffered write it left off
 //! the disk (the rule and the checks are in `tests/support/oracle_checks.rs`).

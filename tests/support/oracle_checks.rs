@@ -1,4 +1,4 @@
-//! The rule of the consistency oracle of `tests/mapping_oracle.rs`, and its checks: the
+//! The rule of the consistency oracle of `tests/mapping/oracle.rs`, and its checks: the
 //! logical clock, the versions, the per-sector history, stale reads and fsyncs that lost
 //! a write. The threads that drive it are in `tests/support/oracle.rs`.
 //!

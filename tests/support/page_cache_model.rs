@@ -1,4 +1,4 @@
-//! The sequential model of `tests/mapping_model.rs`: a device (page index -> four
+//! The sequential model of `tests/mapping/model/`: a device (page index -> four
 //! sectors), a page cache (index -> data and dirty flag, or a shadow value), the file
 //! size, the page ranges of the held direct IOs, and the callbacks the mapping should
 //! make. The geometry is computed here, not through the crate.

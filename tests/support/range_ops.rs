@@ -4,7 +4,7 @@
 //! by side; any divergence panics with the step, the operation, both answers and the
 //! live guards.
 //!
-//! One driver, three users: `tests/lock_model.rs` (quickcheck), `tests/fuzz_replay_range.rs`
+//! One driver, three users: `tests/lock/model.rs` (quickcheck), `tests/fuzz_replay/range_overlap.rs`
 //! (the fuzz corpus replayed on stable) and `fuzz/fuzz_targets/range_overlap.rs`
 //! (cargo-fuzz), which all call [`run`]. `run` drives a 4-slot tree (lock entries split
 //! and nodes appear in a few operations) and a 64-slot tree (the production shape).

@@ -3,7 +3,7 @@
 //! Operations come from the same edge-biased decoder the fuzzer uses: quickcheck draws
 //! random bytes and `tests/support/xarray_ops.rs` decodes them into [`Op`]s; shrinking
 //! works on the decoded operations (drop chunks, then simplify indices, ranges and
-//! values toward 0 and the edges). The harness, shared with `tests/lock_model.rs`, is
+//! values toward 0 and the edges). The harness, shared with `tests/lock/model.rs`, is
 //! `tests/support/quickcheck_harness.rs`: the seed is fixed, so a failure reproduces;
 //! set `QUICKCHECK_TESTS` to run more cases.
 #![cfg(not(loom))]
