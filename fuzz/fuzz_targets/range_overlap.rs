@@ -10,6 +10,10 @@
 
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../../tests/support/arbitrary_indices.rs"]
+mod arbitrary_indices;
+#[path = "../../tests/support/interval_model.rs"]
+mod interval_model;
 #[path = "../../tests/support/range_ops.rs"]
 mod range_ops;
 

@@ -8,6 +8,10 @@
 
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../../tests/support/arbitrary_indices.rs"]
+mod arbitrary_indices;
+#[path = "../../tests/support/interval_model.rs"]
+mod interval_model;
 #[path = "../../tests/support/xarray_ops.rs"]
 mod xarray_ops;
 

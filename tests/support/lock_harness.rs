@@ -5,7 +5,7 @@
 //! the range store that wrote them, and waits that give up after [`STALL`] instead of
 //! hanging.
 //!
-//! Each test binary compiles this module on its own (`#[path]`) and uses only part of it.
+//! Mounted by `tests/support/mod.rs`; each test binary uses only part of it.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -8,9 +8,7 @@ use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
 use arbitrary::{Arbitrary, Unstructured};
 
-#[allow(dead_code)]
-#[path = "arbitrary_indices.rs"]
-mod arbitrary_indices;
+use super::arbitrary_indices;
 pub use arbitrary_indices::inclusive;
 use arbitrary_indices::{fmt_index, shrink_index, shrink_seq};
 

@@ -12,9 +12,10 @@
 //!
 //! Outside the test binaries, the fuzz targets (`fuzz/fuzz_targets/*.rs`) mount the two
 //! differential drivers, `xarray_ops.rs` and `range_ops.rs`, and the comparison crate's
-//! loom tests (`compare/tests/loom_*.rs`) mount `loom_harness.rs`, each file on its own
-//! with `#[path]`: those files stay self-contained (they mount `arbitrary_indices.rs` and
-//! `interval_model.rs` themselves, as private modules).
+//! loom tests (`compare/tests/loom_*.rs`) mount `loom_harness.rs`, each file with
+//! `#[path]`; a fuzz target mounts `arbitrary_indices.rs` and `interval_model.rs` beside
+//! its driver too, since the drivers reach them as `super::` (here, they are mounted
+//! once for all three users: `xarray_ops`, `range_ops`, `mapping_ops`).
 //!
 //! | module | what it holds | used by |
 //! |---|---|---|
@@ -22,6 +23,7 @@
 //! | `counting_alloc` | a per-thread counting `#[global_allocator]` | `xarray_memory`, `lock_memory` |
 //! | `quickcheck_harness` | random operation sequences for the differential models | `xarray::model`, `lock::model`, `mapping::model` |
 //! | `xarray_ops`, `range_ops` | the differential drivers of the tree and of the range locks | the models, `fuzz_replay`, the fuzz targets |
+//! | `arbitrary_indices`, `interval_model` | what the drivers share: bounds, marks, shrinking; the interval map and block rules | `xarray_ops`, `range_ops`, `mapping_ops` |
 //! | `replay` | the fuzz-corpus replay on stable | `fuzz_replay` |
 //! | `lock_harness` | generator, budget, watchdog, value signatures, waits | lock and tree stress, mapping oracle |
 //! | `mapping_ops`, `page_cache_model` | the page-cache operations and their sequential model | `mapping::model` |
@@ -31,9 +33,13 @@
 #![allow(dead_code, unused_imports)]
 
 #[cfg(not(loom))]
+pub mod arbitrary_indices;
+#[cfg(not(loom))]
 pub mod counting_alloc;
 #[cfg(not(loom))]
 pub mod faulty_mapping;
+#[cfg(not(loom))]
+pub mod interval_model;
 #[cfg(not(loom))]
 pub mod lock_harness;
 #[cfg(loom)]

@@ -42,14 +42,15 @@
 
 #![allow(dead_code)]
 
-#[path = "arbitrary_indices.rs"]
-mod arbitrary_indices;
+// What the two drivers share is mounted once, beside this module: by
+// `tests/support/mod.rs` in the test binaries, by the fuzz target's crate root in
+// `fuzz/`. Its submodules reach it as `super::arbitrary_indices`, `super::interval_model`.
+use super::{arbitrary_indices, interval_model};
+
 #[path = "range_ops/driver.rs"]
 mod driver;
 #[path = "range_ops/input.rs"]
 mod input;
-#[path = "interval_model.rs"]
-mod interval_model;
 #[path = "range_ops/model.rs"]
 mod model;
 

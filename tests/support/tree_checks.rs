@@ -1,6 +1,6 @@
-//! Helpers shared by the integration tests (`edges`, `conformance`, `memory`).
-//!
-//! Each test binary compiles this module on its own and uses only part of it.
+//! Helpers shared by the tree's and the range locks' tests (`xarray::edges`,
+//! `xarray::conformance`, `xarray_memory`, `lock::safety`, `lock::stress`, `lock_memory`):
+//! the edge indices, invariant checks, entries reduced to [`Seen`], span tiling.
 #![allow(dead_code)]
 
 use std::ops::RangeBounds;
