@@ -32,6 +32,10 @@ use rangelock::{Entry, LockMode};
 
 use crate::support::mapping_fixture::File;
 
+mod flush;
+mod gup;
+mod races;
+
 fn assert_locked(file: &File, index: u64, holders: u64) {
     let entry = file.pages().get(index);
     assert!(
@@ -39,7 +43,3 @@ fn assert_locked(file: &File, index: u64, holders: u64) {
         "page {index}: {entry:?}, expected {holders} shared holders"
     );
 }
-
-mod flush;
-mod gup;
-mod races;
