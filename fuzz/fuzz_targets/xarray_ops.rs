@@ -8,8 +8,12 @@
 
 use libfuzzer_sys::fuzz_target;
 
+// What the driver shares with the other one, mounted beside it (it reaches them as
+// `super::`); each driver uses only part of them.
+#[allow(dead_code)]
 #[path = "../../tests/support/arbitrary_indices.rs"]
 mod arbitrary_indices;
+#[allow(dead_code)]
 #[path = "../../tests/support/interval_model.rs"]
 mod interval_model;
 #[path = "../../tests/support/xarray_ops.rs"]
