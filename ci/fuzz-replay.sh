@@ -4,4 +4,4 @@
 # itself (nightly) is `cargo +nightly fuzz run <target>` in fuzz/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release --test fuzz_replay --test fuzz_replay_range -- --nocapture
+cargo test --release --test fuzz_replay -- --nocapture

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Loom: model-checks the reader/writer races of the tree (tests/loom.rs), including the
-# negative control that must catch a reader that does not pin, and the range-lock
-# protocol (tests/loom_lock.rs: wake-ups, the head fast path, holder counts, fairness,
+# Loom: model-checks the reader/writer races of the tree (tests/loom/xarray.rs), including
+# the negative control that must catch a reader that does not pin, and the range-lock
+# protocol (tests/loom/lock.rs: wake-ups, the head fast path, holder counts, fairness,
 # downgrade, fill vs direct IO; see the note at its line below), and the page-cache
-# protocol (tests/loom_mapping.rs: fault vs direct write, buffered write vs eviction,
+# protocol (tests/loom/mapping.rs: fault vs direct write, buffered write vs eviction,
 # the sealed hand-off vs a second sub-page direct write, truncate vs fault; about 5 s,
 # the truncate model capped at one preemption).
 #
@@ -27,16 +27,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg loom --cfg crossbeam_loom"
 export CARGO_TARGET_DIR=target/loom
-# The loom-only code (the poison checks, tests/loom*.rs, src/xarray/loom_hooks.rs) is
+# The loom-only code (the poison checks, tests/loom/, src/xarray/loom_hooks.rs) is
 # invisible to the normal clippy job: lint it here.
-cargo clippy --release -p rangelock --test loom --test loom_lock --test loom_mapping --test loom_fsync --test loom_async -- -D warnings
+cargo clippy --release -p rangelock --test loom -- -D warnings
 # The comparison's loom-checked protocols (compare/tests/loom_*.rs): the two-state lock
 # and the direct-IO count, each built alone under loom (compare/src/sync.rs).
 cargo clippy --release -p rangelock-compare --lib --test loom_two_state --test loom_dio_count -- -D warnings
-# --include-ignored: the own-collector variant of the first model is slow (~30 s) but
-# CI has the time, so it runs here too.
+# All the models are one binary, tests/loom/ (a module per protocol); it runs once per
+# module, filtered by the module's path (`xarray::`, `lock::`, ...), because the modules
+# need different preemption bounds and only the tree's runs its ignored model. (Extra
+# arguments are added to each run's filters, so a name filter of your own runs the
+# matching models in addition to that run's module, not instead of it.)
+# --include-ignored: the own-collector variant of the tree's first model is slow (~30 s)
+# but CI has the time, so it runs here too.
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
-cargo test --release -p rangelock --test loom -- --include-ignored "$@"
+cargo test --release -p rangelock --test loom -- --include-ignored xarray:: "$@"
 # The range-lock models at one preemption: since the per-node lock redesign (issue 12)
 # their state space at two (node and head spin locks yield under loom, and every yield
 # is a scheduling choice) runs past 15 minutes for several of them; at one the file takes
@@ -44,15 +49,15 @@ cargo test --release -p rangelock --test loom -- --include-ignored "$@"
 # preemptions to reach its required outcomes and is `#[ignore]`d; run the full search by
 # hand with `LOOM_LOCK_PREEMPTIONS=2 ci/loom.sh --include-ignored` (hours).
 LOOM_MAX_PREEMPTIONS="${LOOM_LOCK_PREEMPTIONS:-1}" \
-  cargo test --release -p rangelock --test loom_lock -- "$@"
-cargo test --release -p rangelock --test loom_mapping -- "$@"
+  cargo test --release -p rangelock --test loom -- lock:: "$@"
+cargo test --release -p rangelock --test loom -- mapping:: "$@"
 # The write-back vs failed hand-off model (issue 11) is `#[ignore]`d since the per-node
 # lock redesign made its two-preemption search too big for CI (see its attribute); this
 # line builds it and runs it only with --include-ignored. In CI the fsync rule is
-# checked by the injected-failure oracle (tests/mapping_oracle.rs).
-cargo test --release -p rangelock --test loom_fsync -- "$@"
-# Async acquisition (tests/loom_async.rs): waker registration vs release, cancel vs
-# grant; under a second, both capped at one preemption.
-cargo test --release -p rangelock --test loom_async -- "$@"
+# checked by the injected-failure oracle (tests/mapping/oracle.rs).
+cargo test --release -p rangelock --test loom -- fsync:: "$@"
+# Async acquisition (tests/loom/async_acquire.rs): waker registration vs release, cancel
+# vs grant; under a second, both capped at one preemption.
+cargo test --release -p rangelock --test loom -- async_acquire:: "$@"
 cargo test --release -p rangelock-compare --test loom_two_state -- "$@"
 cargo test --release -p rangelock-compare --test loom_dio_count -- "$@"

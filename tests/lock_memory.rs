@@ -11,20 +11,23 @@
 //! happens on their own thread. The byte-exact release checks use trees with their own
 //! `Collector`: once the tree and the collector are dropped, everything the tree retired
 //! has been freed on this thread.
+//!
+//! A binary of its own, not a module of `tests/lock/`: the allocator is per binary, and
+//! the other lock tests retire garbage into the global collector, which a measured
+//! thread's pins could free in the middle of a byte-exact measurement.
 
 #![cfg(not(loom))]
 
-mod common;
-#[path = "support/counting_alloc.rs"]
-mod counting_alloc;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 
 use crossbeam_epoch::Collector;
 use rangelock::{Entry, LockMode, RangeLock, XArray};
 
-use common::{check, levels};
-use counting_alloc::{allocated, live, peak, reset_peak, Counting};
+use support::counting_alloc::{allocated, live, peak, reset_peak, Counting};
+use support::tree_checks::{check, levels};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;

@@ -7,6 +7,9 @@
 //!
 //! Linux only (the resident set is read from `/proc/self/statm`); elsewhere the test
 //! says so and passes.
+//!
+//! A binary of its own, not a module of `tests/lock/`: the resident set is the whole
+//! process's, and any test running beside this one would move it.
 
 #![cfg(not(loom))]
 

@@ -3,6 +3,10 @@
 //!
 //! Every test here sends reports to one collecting hook and looks only at reports that
 //! name its own classes (tests run in parallel and share the process's graph).
+//!
+//! A binary of its own: the hook is process-wide, and in a binary with other tests it
+//! would swallow the reports that `cargo test --features lockdep` must see as panics
+//! there. `tests/lockdep_panic.rs` is alone for the converse reason (no hook at all).
 #![cfg(feature = "lockdep")]
 
 use std::convert::Infallible;

@@ -5,11 +5,19 @@
 //!
 //! `cargo +nightly fuzz run range_overlap` (in `fuzz/`). The corpus and the minimised
 //! crashes in `fuzz/regressions/range_overlap/` replay on stable through
-//! `tests/fuzz_replay_range.rs`, which decodes them the same way.
+//! `tests/fuzz_replay/range_overlap.rs`, which decodes them the same way.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
+// What the driver shares with the other one, mounted beside it (it reaches them as
+// `super::`); each driver uses only part of them.
+#[allow(dead_code)]
+#[path = "../../tests/support/arbitrary_indices.rs"]
+mod arbitrary_indices;
+#[allow(dead_code)]
+#[path = "../../tests/support/interval_model.rs"]
+mod interval_model;
 #[path = "../../tests/support/range_ops.rs"]
 mod range_ops;
 

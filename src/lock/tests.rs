@@ -1,6 +1,6 @@
 //! Single-threaded unit tests of the lock protocol (the ones Miri runs quickly).
-//! Concurrency is covered by `tests/loom_lock.rs`, `tests/lock_stress.rs`,
-//! `tests/lock_fairness.rs`, `tests/lock_safety.rs`, `tests/lock_wait_table.rs` and the
+//! Concurrency is covered by `tests/loom/lock.rs`, `tests/lock/stress.rs`,
+//! `tests/lock/fairness.rs`, `tests/lock/safety/`, `tests/lock/wait_table.rs` and the
 //! quickcheck and fuzz models.
 
 use super::*;

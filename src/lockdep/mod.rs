@@ -87,7 +87,7 @@
 //! # Cost
 //!
 //! Off (the default), the feature adds nothing: the hooks are empty inline functions
-//! and zero-sized fields (`tests/type_sizes.rs` checks the sizes). On, a tree is 8
+//! and zero-sized fields (`tests/xarray/type_sizes.rs` checks the sizes). On, a tree is 8
 //! bytes larger and a page lock 8, and an acquisition costs one thread-local read while
 //! the thread holds nothing, plus a probe of a thread-local set of known edges per lock
 //! held. The graph is an `arc_swap::ArcSwap` snapshot, read when an edge is not known to

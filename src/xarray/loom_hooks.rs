@@ -1,4 +1,4 @@
-//! Test-only entry points for the loom models (`tests/loom.rs`); compiled only under
+//! Test-only entry points for the loom models (`tests/loom/xarray.rs`); compiled only under
 //! `cfg(loom)`.
 //!
 //! The loom models prove that pinned readers never touch retired memory. A proof like

@@ -2,9 +2,10 @@
 //! decoded, normalised and printed, and how indices, bounds and operation sequences
 //! shrink.
 //!
-//! `tests/support/xarray_ops.rs` and `tests/support/range_ops.rs` each compile this
-//! module on its own (`#[path]`), so it also runs in their quickcheck tests, corpus
-//! replays and fuzz targets. Each driver keeps its own edge list and index decoder (they
+//! `tests/support/xarray_ops.rs`, `tests/support/range_ops.rs` and
+//! `tests/support/mapping_ops.rs` use it as `super::arbitrary_indices` (mounted once by
+//! `tests/support/mod.rs`, or by a fuzz target), so it also runs in their quickcheck
+//! tests, corpus replays and fuzz targets. Each driver keeps its own edge list and index decoder (they
 //! are biased differently) and passes them in. The decoders here read from
 //! [`Unstructured`] with the same calls, in the same order, as the code they replaced:
 //! the fuzz corpora decode to the same operations.

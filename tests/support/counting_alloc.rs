@@ -1,4 +1,4 @@
-//! A counting global allocator for the memory tests (`tests/memory.rs`,
+//! A counting global allocator for the memory tests (`tests/xarray_memory.rs`,
 //! `tests/lock_memory.rs`): `System`, keeping per thread the bytes currently live, the
 //! high-water mark of that, and the bytes ever allocated. Per thread, because the test
 //! harness runs tests in parallel and their allocations would otherwise mix.

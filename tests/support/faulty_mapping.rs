@@ -21,8 +21,8 @@ use std::thread;
 
 use rangelock::mapping::{DirectIoKind, Mapping, MappingError};
 
-use crate::lock_harness::splitmix64;
-use crate::page_cache::{Disk, PageCache, PageData, SECTOR};
+use super::lock_harness::splitmix64;
+use super::page_cache::{Disk, PageCache, PageData, SECTOR};
 
 /// How often each callback fails, in parts per thousand, and how direct IO retries.
 #[derive(Clone, Copy, Debug)]
@@ -226,7 +226,7 @@ impl<const S: usize> PageCache for FaultyMapping<S> {
 
     fn buffered_write(&self, disk: &Disk, index: u64, sectors: Range<usize>, version: u64) -> bool {
         self.mapping
-            .set_size(index * crate::page_cache::PAGE + sectors.end as u64 * SECTOR);
+            .set_size(index * super::page_cache::PAGE + sectors.end as u64 * SECTOR);
         let write = |data: &mut PageData| data[sectors].fill(version);
         survived("write", || {
             self.mapping.write(index, |i| self.fill(disk, i), write)

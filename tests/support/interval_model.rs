@@ -2,8 +2,9 @@
 //! non-empty indices, the tree's block rules (computed here, independently of the
 //! crate), and the checks and reports both drivers make against an `XArray`.
 //!
-//! `tests/support/xarray_ops.rs` and `tests/support/range_ops.rs` each compile this
-//! module on its own (`#[path]`), beside `arbitrary_indices.rs`.
+//! `tests/support/xarray_ops.rs` and `tests/support/range_ops.rs` use it as
+//! `super::interval_model` (mounted once by `tests/support/mod.rs`, or by a fuzz target),
+//! beside `arbitrary_indices.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt;

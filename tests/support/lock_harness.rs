@@ -1,11 +1,11 @@
-//! Tools shared by the concurrency tests (`tests/lock_stress.rs`, `tests/lock_fairness.rs`,
-//! `tests/lock_safety.rs`, `tests/lock_wait_table.rs`, and `tests/stress.rs` for the
+//! Tools shared by the concurrency tests (`tests/lock/stress.rs`, `tests/lock/fairness.rs`,
+//! `tests/lock/safety/`, `tests/lock/wait_table.rs`, and `tests/xarray/stress.rs` for the
 //! generator, budget, watchdog and value signatures): a small deterministic generator,
 //! the run-time budget taken from `RANGELOCK_STRESS_SECS`, a watchdog, values that name
 //! the range store that wrote them, and waits that give up after [`STALL`] instead of
 //! hanging.
 //!
-//! Each test binary compiles this module on its own (`#[path]`) and uses only part of it.
+//! Mounted by `tests/support/mod.rs`; each test binary uses only part of it.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

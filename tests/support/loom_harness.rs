@@ -1,5 +1,5 @@
-//! The model runner the loom test files share (`tests/loom_lock.rs`,
-//! `tests/loom_mapping.rs`): a preemption bound from `LOOM_MAX_PREEMPTIONS` (2 if unset),
+//! The model runner the loom test files share (`tests/loom/lock.rs`,
+//! `tests/loom/mapping.rs`): a preemption bound from `LOOM_MAX_PREEMPTIONS` (2 if unset),
 //! and a record of the outcomes that a model's iterations reached, so that each model can
 //! assert that it explored every side of its race instead of passing by never reaching it.
 

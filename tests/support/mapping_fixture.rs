@@ -1,4 +1,4 @@
-//! The fixture of `tests/mapping_scenarios.rs`: a file of 64-byte pages of four sectors
+//! The fixture of `tests/mapping/scenarios/`: a file of 64-byte pages of four sectors
 //! (`[u64; 4]`), its device, and a watchdog that turns a hang into a test failure.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! Page-cache operations for `tests/mapping_model.rs`: their edge-biased decoding from
+//! Page-cache operations for `tests/mapping/model/`: their edge-biased decoding from
 //! random bytes (quickcheck draws the bytes, see `quickcheck_harness.rs`) and their
 //! shrinking. Page indices are mostly small or among the last four pages of the index
 //! space; byte offsets are a page, a sector and an offset in the sector.
@@ -8,9 +8,7 @@ use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
 use arbitrary::{Arbitrary, Unstructured};
 
-#[allow(dead_code)]
-#[path = "arbitrary_indices.rs"]
-mod arbitrary_indices;
+use super::arbitrary_indices;
 pub use arbitrary_indices::inclusive;
 use arbitrary_indices::{fmt_index, shrink_index, shrink_seq};
 

@@ -1,5 +1,5 @@
-//! Waiting helpers of the page-cache race tests (`tests/mapping_edits.rs`,
-//! `tests/mapping_writeback.rs`): a watchdog limit, a `'static` file for spawned threads,
+//! Waiting helpers of the page-cache race tests (`tests/mapping/edits.rs`,
+//! `tests/mapping/writeback.rs`): a watchdog limit, a `'static` file for spawned threads,
 //! polling for a state with a deadline, whether a page is locked, running a scenario
 //! under the watchdog, and holding a page lock with a blocked write-back.
 

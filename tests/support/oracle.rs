@@ -1,4 +1,4 @@
-//! The consistency oracle of `tests/mapping_oracle.rs`: threads drive a [`PageCache`]
+//! The consistency oracle of `tests/mapping/oracle.rs`: threads drive a [`PageCache`]
 //! over a [`Disk`] with a random mix of every operation; every read is checked for
 //! staleness, sector by sector, and every write-back for a buffered write it left off
 //! the disk (the rule and the checks are in `tests/support/oracle_checks.rs`).
@@ -27,9 +27,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::thread;
 use std::time::Duration;
 
-use crate::lock_harness::{watchdog, Budget, Rng, STALL};
-use crate::oracle_checks::Oracle;
-use crate::page_cache::{page_sectors, pages_in, Disk, PageCache, PAGE, SECTOR, SECTORS};
+use super::lock_harness::{watchdog, Budget, Rng, STALL};
+use super::oracle_checks::Oracle;
+use super::page_cache::{page_sectors, pages_in, Disk, PageCache, PAGE, SECTOR, SECTORS};
 
 /// Pages of the file the threads work on (offsets past it only through inserts).
 pub const FILE_PAGES: u64 = 16;

@@ -1,4 +1,4 @@
-//! The rule of the consistency oracle of `tests/mapping_oracle.rs`, and its checks: the
+//! The rule of the consistency oracle of `tests/mapping/oracle.rs`, and its checks: the
 //! logical clock, the versions, the per-sector history, stale reads and fsyncs that lost
 //! a write. The threads that drive it are in `tests/support/oracle.rs`.
 //!
@@ -46,8 +46,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::oracle::Kind;
-use crate::page_cache::SECTORS;
+use super::oracle::Kind;
+use super::page_cache::SECTORS;
 
 /// How many violations are described in full.
 const DETAILS: usize = 8;

@@ -1,4 +1,4 @@
-//! The page caches that `tests/mapping_oracle.rs` drives, and the disk under them.
+//! The page caches that `tests/mapping/oracle.rs` drives, and the disk under them.
 //!
 //! * [`Disk`]: an in-memory device of 512-byte sectors, 8 to a 4096-byte page. A sector
 //!   holds no bytes, only the *version* of the write that last wrote it (0: never

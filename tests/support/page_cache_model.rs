@@ -1,4 +1,4 @@
-//! The sequential model of `tests/mapping_model.rs`: a device (page index -> four
+//! The sequential model of `tests/mapping/model/`: a device (page index -> four
 //! sectors), a page cache (index -> data and dirty flag, or a shadow value), the file
 //! size, the page ranges of the held direct IOs, and the callbacks the mapping should
 //! make. The geometry is computed here, not through the crate.
@@ -9,7 +9,7 @@ use std::ops::Bound::{self, Excluded, Included};
 use rangelock::mapping::MappingError;
 use rangelock::LockError;
 
-use crate::mapping_ops::{inclusive, Bytes, Pos};
+use super::mapping_ops::{inclusive, Bytes, Pos};
 
 pub type Data = [u64; 4];
 pub type Dev = BTreeMap<u64, Data>;

@@ -1,5 +1,5 @@
-//! The quickcheck harness of the differential model tests (`tests/model.rs`,
-//! `tests/lock_model.rs`): random operation sequences, each operation decoded from its
+//! The quickcheck harness of the differential model tests (`tests/xarray/model.rs`,
+//! `tests/lock/model.rs`): random operation sequences, each operation decoded from its
 //! own random bytes by the fuzzer's decoder, shrunk by the driver's shrinker, and run
 //! with a fixed seed, so a failure reproduces. `QUICKCHECK_TESTS` runs more cases.
 

@@ -4,7 +4,7 @@
 //! by side; any divergence panics with the step, the operation, both answers and the
 //! live guards.
 //!
-//! One driver, three users: `tests/lock_model.rs` (quickcheck), `tests/fuzz_replay_range.rs`
+//! One driver, three users: `tests/lock/model.rs` (quickcheck), `tests/fuzz_replay/range_overlap.rs`
 //! (the fuzz corpus replayed on stable) and `fuzz/fuzz_targets/range_overlap.rs`
 //! (cargo-fuzz), which all call [`run`]. `run` drives a 4-slot tree (lock entries split
 //! and nodes appear in a few operations) and a 64-slot tree (the production shape).
@@ -42,14 +42,15 @@
 
 #![allow(dead_code)]
 
-#[path = "arbitrary_indices.rs"]
-mod arbitrary_indices;
+// What the two drivers share is mounted once, beside this module: by
+// `tests/support/mod.rs` in the test binaries, by the fuzz target's crate root in
+// `fuzz/`. Its submodules reach it as `super::arbitrary_indices`, `super::interval_model`.
+use super::{arbitrary_indices, interval_model};
+
 #[path = "range_ops/driver.rs"]
 mod driver;
 #[path = "range_ops/input.rs"]
 mod input;
-#[path = "interval_model.rs"]
-mod interval_model;
 #[path = "range_ops/model.rs"]
 mod model;
 

@@ -1,6 +1,6 @@
 //! Replays a fuzz target's corpus and regression inputs on stable, through the same
 //! decoding (`Vec<T>::arbitrary_take_rest`, as `fuzz_target!` does) and the same driver
-//! the fuzz target calls. Used by `tests/fuzz_replay.rs` and `tests/fuzz_replay_range.rs`.
+//! the fuzz target calls. Used by `tests/fuzz_replay/xarray_ops.rs` and `tests/fuzz_replay/range_overlap.rs`.
 
 use std::panic::RefUnwindSafe;
 use std::path::{Path, PathBuf};

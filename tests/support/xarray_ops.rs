@@ -2,7 +2,7 @@
 //! against a sequential model side by side, and any divergence panics with the step, the
 //! operation and both answers.
 //!
-//! One driver, three users: `tests/model.rs` (quickcheck), `tests/fuzz_replay.rs` (the fuzz
+//! One driver, three users: `tests/xarray/model.rs` (quickcheck), `tests/fuzz_replay/xarray_ops.rs` (the fuzz
 //! corpus replayed on stable) and `fuzz/fuzz_targets/xarray_ops.rs` (cargo-fuzz), which
 //! all call [`run`]. `run` drives a 4-slot tree (deep trees, splits and node freeing in a
 //! few operations) and a 64-slot tree (the production shape) with the same operations.
@@ -33,14 +33,15 @@
 
 #![allow(dead_code)]
 
-#[path = "arbitrary_indices.rs"]
-mod arbitrary_indices;
+// What the two drivers share is mounted once, beside this module: by
+// `tests/support/mod.rs` in the test binaries, by the fuzz target's crate root in
+// `fuzz/`. Its submodules reach it as `super::arbitrary_indices`, `super::interval_model`.
+use super::{arbitrary_indices, interval_model};
+
 #[path = "xarray_ops/driver.rs"]
 mod driver;
 #[path = "xarray_ops/input.rs"]
 mod input;
-#[path = "interval_model.rs"]
-mod interval_model;
 #[path = "xarray_ops/model.rs"]
 mod model;
 
