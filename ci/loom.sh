@@ -59,5 +59,9 @@ cargo test --release -p rangelock --test loom -- fsync:: "$@"
 # Async acquisition (tests/loom/async_acquire.rs): waker registration vs release, cancel
 # vs grant; under a second, both capped at one preemption.
 cargo test --release -p rangelock --test loom -- async_acquire:: "$@"
+# The negative controls (tests/loom/mutations.rs): each race passes as built and must
+# fail with one protection of the per-node write protocol or the lock records switched
+# off (rangelock::mutation); about 20 s at two preemptions.
+cargo test --release -p rangelock --test loom -- mutations:: "$@"
 cargo test --release -p rangelock-compare --test loom_two_state -- "$@"
 cargo test --release -p rangelock-compare --test loom_dio_count -- "$@"

@@ -1,4 +1,4 @@
-//! Deliberate breakages for the loom models' negative controls (`tests/loom_mutations.rs`).
+//! Deliberate breakages for the loom models' negative controls (`tests/loom/mutations.rs`).
 //!
 //! A loom model proves a protocol only if the same model *fails* when the protocol is
 //! broken. Each [`Mutation`] switches off one protection at the one place that provides

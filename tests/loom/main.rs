@@ -8,7 +8,9 @@
 //! - `mapping`: the page-cache protocol (fault against direct write, buffered write
 //!   against eviction, the sealed hand-off, truncate against fault);
 //! - `fsync`: write-back against a failed hand-off (issue 11);
-//! - `async_acquire`: waker registration against release, cancel against grant.
+//! - `async_acquire`: waker registration against release, cancel against grant;
+//! - `mutations`: negative controls of the per-node write protocol and the lock records
+//!   (each race passes as built and fails with one protection switched off).
 //!
 //! The modules need different preemption bounds, so `ci/loom.sh` runs the binary once
 //! per module with a test-name filter (`xarray::`, `lock::`, ...) and that module's
@@ -22,4 +24,5 @@ mod async_acquire;
 mod fsync;
 mod lock;
 mod mapping;
+mod mutations;
 mod xarray;

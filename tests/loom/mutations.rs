@@ -15,15 +15,12 @@
 //! thread-local handles are dropped outside the model) instead of unwinding to the
 //! `catch_unwind` that inspects the failure.
 
-#![cfg(loom)]
-
-#[path = "support/loom_harness.rs"]
-mod loom_harness;
-
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crossbeam_epoch::Collector;
+
+use crate::support::loom_harness;
 use rangelock::mutation::{self, Mutation};
 use rangelock::{Entry, LockMode, XArray};
 
