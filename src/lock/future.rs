@@ -63,6 +63,7 @@ use super::error::LockError;
 use super::guard::{DetachedGuard, RangeGuard};
 use super::lock_cursor::LockCursor;
 use super::LockMode;
+use crate::sync::ItemArc as Arc;
 use crate::xarray::lock_word::LockState;
 use crate::xarray::XArray;
 
@@ -139,15 +140,36 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
 }
 
 impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SLOTS> {
-    fn granted(&mut self) -> DetachedGuard<'a, T, SLOTS> {
+    /// The claim of [`XArray::get_or_fill_async`]: `index` Exclusive, stopping at an
+    /// item instead of evicting it (`keep_items`), with no fast path (the sync fill has
+    /// none either).
+    pub(crate) fn fill_claim(xa: &'a XArray<T, SLOTS>, index: u64) -> Self {
+        let range = crate::xarray::span::Inclusive {
+            first: index,
+            last: index,
+        };
+        let mut claim = Claim::new(range, LockMode::Exclusive, true);
+        claim.task = true;
+        LockRangeFuture {
+            xa,
+            claim,
+            queued: Queued::default(),
+            state: State::Start(None),
+        }
+    }
+
+    /// The guard of a completed claim (its evicted entries move into it).
+    pub(crate) fn granted(&mut self) -> DetachedGuard<'a, T, SLOTS> {
         self.state = State::Finished;
         let c = &mut self.claim;
         let evicted = core::mem::take(&mut c.evicted);
         RangeGuard::new(self.xa, c.first, c.last, c.mode, evicted).detach()
     }
 
-    /// One walk; `Pending` with the record queued and `waker` in it, or the guard.
-    fn walk(&mut self, waker: &Waker) -> Poll<Result<DetachedGuard<'a, T, SLOTS>, LockError>> {
+    /// One walk; `Pending` with the record queued and `waker` in it, or the outcome as
+    /// [`XArray::run_claim`] gives it: `Ok(None)` all claimed (take the guard with
+    /// [`granted`](Self::granted)), `Ok(Some(item))` a fill claim found an item.
+    fn walk(&mut self, waker: &Waker) -> Poll<Result<Option<Arc<T>>, LockError>> {
         self.state = State::Finished;
         let mut lc = LockCursor::new(self.xa);
         let walked = lc.walk(
@@ -159,13 +181,44 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
         // Wakes the tasks this walk woke, with no lock held.
         drop(lc);
         match walked {
-            Walked::Done => Poll::Ready(Ok(self.granted())),
+            Walked::Done => Poll::Ready(Ok(None)),
+            Walked::Hit(item) => Poll::Ready(Ok(Some(item))),
             Walked::Waiting { base, seq } => {
                 self.state = State::Waiting { base, seq };
                 Poll::Pending
             }
             Walked::Failed(error) => Poll::Ready(Err(error)),
-            Walked::Hit(_) => unreachable!("only a fill keeps items"),
+        }
+    }
+
+    /// Polls the claim: the state machine of the table above, with the outcome of
+    /// [`walk`](Self::walk).
+    pub(crate) fn poll_claim(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Arc<T>>, LockError>> {
+        match core::mem::replace(&mut self.state, State::Finished) {
+            State::Start(Some(error)) => Poll::Ready(Err(error)),
+            State::Start(None) => {
+                let c = &self.claim;
+                if !c.keep_items
+                    && self
+                        .xa
+                        .try_lock_empty_head(c.first, c.last, LockState::single(c.mode))
+                {
+                    return Poll::Ready(Ok(None));
+                }
+                self.walk(cx.waker())
+            }
+            State::Waiting { base, seq } => {
+                let table = self.xa.wait_table();
+                if !table.poll_woken(self.xa.id, base, seq, cx.waker()) {
+                    self.state = State::Waiting { base, seq };
+                    return Poll::Pending;
+                }
+                self.walk(cx.waker())
+            }
+            State::Finished => panic!("LockRangeFuture polled after it resolved"),
         }
     }
 }
@@ -175,27 +228,11 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Future for LockRangeFutur
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        match core::mem::replace(&mut this.state, State::Finished) {
-            State::Start(Some(error)) => Poll::Ready(Err(error)),
-            State::Start(None) => {
-                let c = &this.claim;
-                if this
-                    .xa
-                    .try_lock_empty_head(c.first, c.last, LockState::single(c.mode))
-                {
-                    return Poll::Ready(Ok(this.granted()));
-                }
-                this.walk(cx.waker())
-            }
-            State::Waiting { base, seq } => {
-                let table = this.xa.wait_table();
-                if !table.poll_woken(this.xa.id, base, seq, cx.waker()) {
-                    this.state = State::Waiting { base, seq };
-                    return Poll::Pending;
-                }
-                this.walk(cx.waker())
-            }
-            State::Finished => panic!("LockRangeFuture polled after it resolved"),
+        match this.poll_claim(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(None)) => Poll::Ready(Ok(this.granted())),
+            Poll::Ready(Ok(Some(_))) => unreachable!("only a fill keeps items"),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
         }
     }
 }
