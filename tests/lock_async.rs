@@ -538,8 +538,9 @@ fn load_wait_async_sees_what_load_wait_sees() {
 fn load_wait_async_waits_on_its_index_alone() {
     let xa: XArray<u64> = XArray::new();
     xa.store(100, Arc::new(100)).unwrap(); // no head fast path
-    let fill = xa.lock_range(5..=5, LockMode::Exclusive).unwrap();
+    // Ascending order (the lockdep feature checks it).
     let around = xa.lock_range(0..5, LockMode::Exclusive).unwrap();
+    let fill = xa.lock_range(5..=5, LockMode::Exclusive).unwrap();
     let mut waiting = Box::pin(xa.load_wait_async(5));
     assert!(poll_once(&mut waiting).is_pending());
     for i in [6, 7, 64, 100] {

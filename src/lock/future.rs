@@ -60,7 +60,7 @@ use core::task::{Context, Poll, Waker};
 use super::acquire::{lock_span, Patience, Queued, Walked};
 use super::claim::Claim;
 use super::error::LockError;
-use super::guard::{DetachedGuard, RangeGuard};
+use super::guard::DetachedGuard;
 use super::lock_cursor::LockCursor;
 use super::LockMode;
 use crate::sync::ItemArc as Arc;
@@ -116,6 +116,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// std::thread::scope(|s| s.spawn(move || drop(guard)).join().unwrap()); // released elsewhere
     /// assert!(pages.get(3).is_empty());
     /// ```
+    #[inline]
     pub fn lock_range_async(
         &self,
         range: impl RangeBounds<u64>,
@@ -158,17 +159,20 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
         }
     }
 
-    /// The guard of a completed claim (its evicted entries move into it).
+    /// The guard of a completed claim (its evicted entries move into it). It never
+    /// enters the polling thread's held list: the task, not the thread, holds it.
+    #[inline]
     pub(crate) fn granted(&mut self) -> DetachedGuard<'a, T, SLOTS> {
         self.state = State::Finished;
         let c = &mut self.claim;
         let evicted = core::mem::take(&mut c.evicted);
-        RangeGuard::new(self.xa, c.first, c.last, c.mode, evicted).detach()
+        DetachedGuard::new(self.xa, c.first, c.last, c.mode, evicted)
     }
 
     /// One walk; `Pending` with the record queued and `waker` in it, or the outcome as
     /// [`XArray::run_claim`] gives it: `Ok(None)` all claimed (take the guard with
     /// [`granted`](Self::granted)), `Ok(Some(item))` a fill claim found an item.
+    #[inline(never)]
     fn walk(&mut self, waker: &Waker) -> Poll<Result<Option<Arc<T>>, LockError>> {
         self.state = State::Finished;
         let mut lc = LockCursor::new(self.xa);
@@ -193,6 +197,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
 
     /// Polls the claim: the state machine of the table above, with the outcome of
     /// [`walk`](Self::walk).
+    #[inline]
     pub(crate) fn poll_claim(
         &mut self,
         cx: &mut Context<'_>,
@@ -226,6 +231,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
 impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Future for LockRangeFuture<'a, T, SLOTS> {
     type Output = Result<DetachedGuard<'a, T, SLOTS>, LockError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match this.poll_claim(cx) {

@@ -316,7 +316,30 @@ pub struct DetachedGuard<'a, T: Send + Sync + 'static, const SLOTS: usize = 64> 
     held: Option<Held<'a, T, SLOTS>>,
 }
 
-impl<T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'_, T, SLOTS> {
+impl<'a, T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'a, T, SLOTS> {
+    /// A guard for a range just granted to a task (`lock/future.rs`): it goes into no
+    /// thread's held list, as a detached [`RangeGuard`] would have left it.
+    #[inline]
+    pub(crate) fn new(
+        xa: &'a XArray<T, SLOTS>,
+        first: u64,
+        last: u64,
+        mode: LockMode,
+        evicted: Vec<Evicted<T>>,
+    ) -> Self {
+        DetachedGuard {
+            held: Some(Held {
+                xa,
+                first,
+                last,
+                mode,
+                evicted,
+                restore: false,
+                sealed: Vec::new(),
+            }),
+        }
+    }
+
     fn held(&self) -> &Held<'_, T, SLOTS> {
         self.held.as_ref().expect("a live guard")
     }
