@@ -537,8 +537,8 @@ fn load_wait_async_sees_what_load_wait_sees() {
 #[test]
 fn load_wait_async_waits_on_its_index_alone() {
     let xa: XArray<u64> = XArray::new();
-    xa.store(100, Arc::new(100)).unwrap(); // no head fast path
-    // Ascending order (the lockdep feature checks it).
+    // An item elsewhere (no head fast path); the locks in ascending order (lockdep).
+    xa.store(100, Arc::new(100)).unwrap();
     let around = xa.lock_range(0..5, LockMode::Exclusive).unwrap();
     let fill = xa.lock_range(5..=5, LockMode::Exclusive).unwrap();
     let mut waiting = Box::pin(xa.load_wait_async(5));
