@@ -826,3 +826,41 @@ fn fill_cancellation_at_random_points_leaves_the_tree_consistent() {
     }
     drop(xa.try_lock_range(.., LockMode::Exclusive).unwrap());
 }
+
+/// `lock_range_sealed_async`: the evicted entries stay closed to a Shared task until the
+/// guard unseals (indices that held nothing are shared at once); cancelled while
+/// queued, a sealed acquisition puts back what it evicted.
+#[test]
+fn a_sealed_async_lock_opens_at_unseal() {
+    let xa: XArray<u64> = XArray::new();
+    let dirty = Arc::new(1);
+    xa.store(1, dirty.clone()).unwrap();
+    let mut io = futures_block_on(xa.lock_range_sealed_async(0..4, LockMode::Shared)).unwrap();
+    assert!(io.is_sealed());
+    let mut empty_index = Box::pin(xa.lock_range_async(0..1, LockMode::Shared));
+    assert!(poll_once(&mut empty_index).is_ready());
+    let mut joiner = Box::pin(xa.lock_range_async(1..2, LockMode::Shared));
+    assert!(poll_once(&mut joiner).is_pending());
+    let evicted = io.take_evicted();
+    assert_eq!(evicted.len(), 1);
+    assert!(poll_once(&mut joiner).is_pending());
+    io.unseal();
+    assert!(!io.is_sealed());
+    match poll_once(&mut joiner) {
+        Poll::Ready(Ok(guard)) => assert_eq!(guard.range(), 1..=1),
+        other => panic!("{other:?}"),
+    }
+    drop((io, joiner, empty_index));
+    assert!(xa.is_empty());
+
+    // Queued behind a holder at index 3, with index 1 evicted: dropped, it puts it back.
+    xa.store(1, dirty.clone()).unwrap();
+    let holder = xa.try_lock_range(3..=3, LockMode::Exclusive).unwrap();
+    let mut queued = Box::pin(xa.lock_range_sealed_async(0..8, LockMode::Shared));
+    assert!(poll_once(&mut queued).is_pending());
+    assert!(matches!(xa.get(1), Entry::Locked { .. }));
+    drop(queued);
+    drop(holder);
+    assert!(matches!(xa.get(1), Entry::Item(item) if Arc::ptr_eq(&item, &dirty)));
+    xa.check_invariants().unwrap();
+}

@@ -140,6 +140,49 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     }
 }
 
+impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
+    /// Like [`lock_range_async`](Self::lock_range_async), but the entries made by
+    /// evicting stay *sealed* until [`DetachedGuard::unseal`] or the guard's release, as
+    /// with [`lock_range_sealed`](Self::lock_range_sealed): an asynchronous direct-IO
+    /// writer hands the evicted dirty pages over (writes them back) before a second
+    /// sub-page direct IO may share their indices. Indices that held nothing are shared
+    /// at once. A task that awaits a range over its own sealed entries waits until the
+    /// future is dropped.
+    ///
+    /// ```
+    /// use rangelock::{LockError, LockMode, XArray};
+    /// use std::sync::Arc;
+    ///
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Waker};
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = Context::from_waker(Waker::noop());
+    /// #     loop { if let Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    /// let pages: XArray<&str> = XArray::new();
+    /// pages.store(1, Arc::new("dirty")).unwrap();
+    /// let mut io = block_on(pages.lock_range_sealed_async(0..4, LockMode::Shared)).unwrap();
+    /// assert!(io.is_sealed());
+    /// assert!(pages.try_lock_range(0..1, LockMode::Shared).is_ok()); // held nothing
+    /// assert_eq!(pages.try_lock_range(1..2, LockMode::Shared).unwrap_err(), LockError::WouldBlock);
+    /// let dirty = io.take_evicted(); // write it back, then:
+    /// assert_eq!(dirty.len(), 1);
+    /// io.unseal();
+    /// assert!(pages.try_lock_range(1..2, LockMode::Shared).is_ok());
+    /// drop(io);
+    /// assert!(pages.is_empty());
+    /// ```
+    pub fn lock_range_sealed_async(
+        &self,
+        range: impl RangeBounds<u64>,
+        mode: LockMode,
+    ) -> LockRangeFuture<'_, T, SLOTS> {
+        let mut future = self.lock_range_async(range, mode);
+        future.claim.seal = true;
+        future
+    }
+}
+
 impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SLOTS> {
     /// The claim of [`XArray::get_or_fill_async`]: `index` Exclusive, stopping at an
     /// item instead of evicting it (`keep_items`), with no fast path (the sync fill has
@@ -166,7 +209,12 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
         self.state = State::Finished;
         let c = &mut self.claim;
         let evicted = core::mem::take(&mut c.evicted);
-        DetachedGuard::new(self.xa, c.first, c.last, c.mode, evicted)
+        let sealed = if c.seal {
+            evicted.iter().map(|e| e.block).collect()
+        } else {
+            Vec::new()
+        };
+        DetachedGuard::new(self.xa, c.first, c.last, c.mode, evicted).with_sealed(sealed)
     }
 
     /// One walk; `Pending` with the record queued and `waker` in it, or the outcome as

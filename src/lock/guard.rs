@@ -364,6 +364,33 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'a, T, SLOT
         take_evicted(&mut self.held)
     }
 
+    /// Records the entries a sealed asynchronous acquisition left sealed (no held list:
+    /// a task's guard is in none).
+    pub(crate) fn with_sealed(mut self, sealed: Vec<Block>) -> Self {
+        self.held.as_mut().expect("a live guard").sealed = sealed;
+        self
+    }
+
+    /// See [`RangeGuard::is_sealed`].
+    pub fn is_sealed(&self) -> bool {
+        !self.held().sealed.is_empty()
+    }
+
+    /// See [`RangeGuard::unseal`]: opens the entries that
+    /// [`lock_range_sealed_async`](XArray::lock_range_sealed_async) (or a sealed guard
+    /// detached) made by evicting to other compatible holders.
+    pub fn unseal(&mut self) {
+        let h = self.held.as_mut().expect("a live guard");
+        if h.sealed.is_empty() {
+            return;
+        }
+        // In no thread's held list (detached, or a task's): only the tree changes.
+        let blocks = core::mem::take(&mut h.sealed);
+        let mut lc = LockCursor::new(h.xa);
+        lc.unseal(blocks);
+        lc.pending_closed();
+    }
+
     /// See [`RangeGuard::publish`]: replaces this one-index Exclusive lock by `item`;
     /// any other guard is released and the item handed back in the error.
     pub fn publish(mut self, item: Arc<T>) -> Result<(), PublishError<T>> {
