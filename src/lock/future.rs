@@ -138,9 +138,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             state: State::Start(error),
         }
     }
-}
 
-impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// Like [`lock_range_async`](Self::lock_range_async), but the entries made by
     /// evicting stay *sealed* until [`DetachedGuard::unseal`] or the guard's release, as
     /// with [`lock_range_sealed`](Self::lock_range_sealed): an asynchronous direct-IO
