@@ -23,7 +23,11 @@
 //! [`RangeGuard`]; Shared holders of one index are counted in its entry; a fault
 //! ([`XArray::get_or_fill`]) waits only if its own index is locked; waiting is fair and
 //! self-deadlock is reported ([`LockError::WouldDeadlock`]). [`RangeLock`] is the same
-//! lock for any `u64` space.
+//! lock for any `u64` space. Each has a runtime-agnostic future beside it
+//! ([`XArray::lock_range_async`], [`XArray::lock_range_sealed_async`],
+//! [`XArray::load_wait_async`], [`XArray::get_or_fill_async`] with a fill future,
+//! [`RangeLock::lock_async`], [`mapping::Mapping::fault_async`]), queued in one order
+//! with the blocking waiters and cancellation-safe at every await point.
 //!
 //! The page cache ([`mapping`]): [`mapping::Mapping`] is a file's page cache on these
 //! lock entries: faults, readahead, buffered IO, write-back, direct IO and the truncate
@@ -84,8 +88,8 @@ pub(crate) mod sync;
 pub mod xarray;
 
 pub use lock::{
-    DetachedGuard, Evicted, FillError, LockError, LockMode, LockRangeFuture, PublishError,
-    RangeGuard, RangeLock, RangeLockGuard, WaitTable,
+    DetachedGuard, Evicted, FillError, LoadWaitFuture, LockError, LockMode, LockRangeFuture,
+    PublishError, RangeGuard, RangeLock, RangeLockGuard, WaitTable,
 };
 pub use xarray::{
     CompareExchangeError, Entry, EntryRef, Iter, Mark, ReadGuard, RefIter, StoreError, XArray,

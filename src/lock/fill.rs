@@ -1,5 +1,7 @@
 //! Lookups that wait for lock entries: `load_wait` and the fill protocol `get_or_fill`.
 
+use core::task::Waker;
+
 use super::acquire::Patience;
 use super::claim::Claim;
 use super::error::{FillError, LockError};
@@ -30,6 +32,24 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
 
     /// Waits until the lock entry at `index` (if there still is one) changes.
     fn wait_unlocked(&self, index: u64) -> Result<(), LockError> {
+        if let Some((base, seq)) = self.watch_index(index, None)? {
+            let table = self.wait_table();
+            table.wait(self.id, base, seq, None);
+            table.remove(self.id, base, seq);
+        }
+        Ok(())
+    }
+
+    /// Queues a watcher on the lock entry over `index`: a thread's (`waker` is `None`),
+    /// which sleeps on the returned `(base, seq)` and then leaves the queue, or a task's,
+    /// whose record carries `waker`. `None` if no lock entry covers `index` any more, or
+    /// it changed already: look again. A thread that holds the index itself gets
+    /// [`LockError::WouldDeadlock`]; a task is not checked (see `lock/future.rs`).
+    pub(crate) fn watch_index(
+        &self,
+        index: u64,
+        waker: Option<&Waker>,
+    ) -> Result<Option<(u64, u64)>, LockError> {
         let tree = self.id;
         let mut lc = LockCursor::new(self);
         loop {
@@ -37,9 +57,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             let Some(e) =
                 LockCursor::<T, SLOTS>::entry(&at).filter(|e| e.first <= index && index <= e.last)
             else {
-                return Ok(());
+                return Ok(None);
             };
-            if held::mode_at(tree, index).is_some() {
+            if waker.is_none() && held::mode_at(tree, index).is_some() {
                 return Err(LockError::WouldDeadlock { index });
             }
             if e.is_head_record() {
@@ -48,24 +68,33 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
                 continue;
             }
             if !lc.set_waiters(&e) {
-                return Ok(()); // it changed already
+                return Ok(None); // it changed already
             }
-            self.watch(lc, e.first);
-            return Ok(());
+            let seq = Self::queue_watcher(lc, e.first, waker);
+            return Ok(Some((e.first, seq)));
         }
+    }
+
+    /// Registers a watcher record (with `waker`, for a task) on the lock entry based at
+    /// `base`, whose `waiters` flag the caller set with the entry's owner locked in
+    /// `lc`, then lets go of the lock: registering under the lock that the waker also
+    /// holds is what rules out a lost wake-up. Returns the record's `seq`.
+    fn queue_watcher(lc: LockCursor<'_, T, SLOTS>, base: u64, waker: Option<&Waker>) -> u64 {
+        let table = lc.table;
+        let seq = table.next_seq();
+        table.register(lc.tree, base, Wants::Watch, seq, waker);
+        drop(lc); // lets go of the lock, wakes the tasks it woke
+        seq
     }
 
     /// Queues a watcher on the lock entry based at `base` (whose `waiters` flag the
     /// caller set with the entry's owner locked in `lc`), lets go of the lock, sleeps
     /// until the entry changes in a way watchers are woken for, and leaves the queue.
-    /// Registering under the lock that the waker also holds is what rules out a lost
-    /// wake-up. `true` if it was woken only because the entry moved (`Wake::Moved`).
+    /// `true` if it was woken only because the entry moved (`Wake::Moved`).
     fn watch(&self, lc: LockCursor<'_, T, SLOTS>, base: u64) -> bool {
         let table = lc.table;
         let tree = self.id;
-        let seq = table.next_seq();
-        table.register(tree, base, Wants::Watch, seq, None);
-        drop(lc); // lets go of the lock, wakes the tasks it woke
+        let seq = Self::queue_watcher(lc, base, None);
         table.wait(tree, base, seq, None);
         table.remove(tree, base, seq)
     }

@@ -60,9 +60,10 @@ use core::task::{Context, Poll, Waker};
 use super::acquire::{lock_span, Patience, Queued, Walked};
 use super::claim::Claim;
 use super::error::LockError;
-use super::guard::{DetachedGuard, RangeGuard};
+use super::guard::DetachedGuard;
 use super::lock_cursor::LockCursor;
 use super::LockMode;
+use crate::sync::ItemArc as Arc;
 use crate::xarray::lock_word::LockState;
 use crate::xarray::XArray;
 
@@ -115,6 +116,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// std::thread::scope(|s| s.spawn(move || drop(guard)).join().unwrap()); // released elsewhere
     /// assert!(pages.get(3).is_empty());
     /// ```
+    #[inline]
     pub fn lock_range_async(
         &self,
         range: impl RangeBounds<u64>,
@@ -136,18 +138,88 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             state: State::Start(error),
         }
     }
+
+    /// Like [`lock_range_async`](Self::lock_range_async), but the entries made by
+    /// evicting stay *sealed* until [`DetachedGuard::unseal`] or the guard's release, as
+    /// with [`lock_range_sealed`](Self::lock_range_sealed): an asynchronous direct-IO
+    /// writer hands the evicted dirty pages over (writes them back) before a second
+    /// sub-page direct IO may share their indices. Indices that held nothing are shared
+    /// at once. A task that awaits a range over its own sealed entries waits until the
+    /// future is dropped.
+    ///
+    /// ```
+    /// use rangelock::{LockError, LockMode, XArray};
+    /// use std::sync::Arc;
+    ///
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Waker};
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = Context::from_waker(Waker::noop());
+    /// #     loop { if let Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    /// let pages: XArray<&str> = XArray::new();
+    /// pages.store(1, Arc::new("dirty")).unwrap();
+    /// let mut io = block_on(pages.lock_range_sealed_async(0..4, LockMode::Shared)).unwrap();
+    /// assert!(io.is_sealed());
+    /// assert!(pages.try_lock_range(0..1, LockMode::Shared).is_ok()); // held nothing
+    /// assert_eq!(pages.try_lock_range(1..2, LockMode::Shared).unwrap_err(), LockError::WouldBlock);
+    /// let dirty = io.take_evicted(); // write it back, then:
+    /// assert_eq!(dirty.len(), 1);
+    /// io.unseal();
+    /// assert!(pages.try_lock_range(1..2, LockMode::Shared).is_ok());
+    /// drop(io);
+    /// assert!(pages.is_empty());
+    /// ```
+    pub fn lock_range_sealed_async(
+        &self,
+        range: impl RangeBounds<u64>,
+        mode: LockMode,
+    ) -> LockRangeFuture<'_, T, SLOTS> {
+        let mut future = self.lock_range_async(range, mode);
+        future.claim.seal = true;
+        future
+    }
 }
 
 impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SLOTS> {
-    fn granted(&mut self) -> DetachedGuard<'a, T, SLOTS> {
+    /// The claim of [`XArray::get_or_fill_async`]: `index` Exclusive, stopping at an
+    /// item instead of evicting it (`keep_items`), with no fast path (the sync fill has
+    /// none either).
+    pub(crate) fn fill_claim(xa: &'a XArray<T, SLOTS>, index: u64) -> Self {
+        let range = crate::xarray::span::Inclusive {
+            first: index,
+            last: index,
+        };
+        let mut claim = Claim::new(range, LockMode::Exclusive, true);
+        claim.task = true;
+        LockRangeFuture {
+            xa,
+            claim,
+            queued: Queued::default(),
+            state: State::Start(None),
+        }
+    }
+
+    /// The guard of a completed claim (its evicted entries move into it). It never
+    /// enters the polling thread's held list: the task, not the thread, holds it.
+    #[inline]
+    pub(crate) fn granted(&mut self) -> DetachedGuard<'a, T, SLOTS> {
         self.state = State::Finished;
         let c = &mut self.claim;
         let evicted = core::mem::take(&mut c.evicted);
-        RangeGuard::new(self.xa, c.first, c.last, c.mode, evicted).detach()
+        let sealed = if c.seal {
+            evicted.iter().map(|e| e.block).collect()
+        } else {
+            Vec::new()
+        };
+        DetachedGuard::new(self.xa, c.first, c.last, c.mode, evicted).with_sealed(sealed)
     }
 
-    /// One walk; `Pending` with the record queued and `waker` in it, or the guard.
-    fn walk(&mut self, waker: &Waker) -> Poll<Result<DetachedGuard<'a, T, SLOTS>, LockError>> {
+    /// One walk; `Pending` with the record queued and `waker` in it, or the outcome as
+    /// [`XArray::run_claim`] gives it: `Ok(None)` all claimed (take the guard with
+    /// [`granted`](Self::granted)), `Ok(Some(item))` a fill claim found an item.
+    #[inline(never)]
+    fn walk(&mut self, waker: &Waker) -> Poll<Result<Option<Arc<T>>, LockError>> {
         self.state = State::Finished;
         let mut lc = LockCursor::new(self.xa);
         let walked = lc.walk(
@@ -159,13 +231,45 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
         // Wakes the tasks this walk woke, with no lock held.
         drop(lc);
         match walked {
-            Walked::Done => Poll::Ready(Ok(self.granted())),
+            Walked::Done => Poll::Ready(Ok(None)),
+            Walked::Hit(item) => Poll::Ready(Ok(Some(item))),
             Walked::Waiting { base, seq } => {
                 self.state = State::Waiting { base, seq };
                 Poll::Pending
             }
             Walked::Failed(error) => Poll::Ready(Err(error)),
-            Walked::Hit(_) => unreachable!("only a fill keeps items"),
+        }
+    }
+
+    /// Polls the claim: the state machine of the table above, with the outcome of
+    /// [`walk`](Self::walk).
+    #[inline]
+    pub(crate) fn poll_claim(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Arc<T>>, LockError>> {
+        match core::mem::replace(&mut self.state, State::Finished) {
+            State::Start(Some(error)) => Poll::Ready(Err(error)),
+            State::Start(None) => {
+                let c = &self.claim;
+                if !c.keep_items
+                    && self
+                        .xa
+                        .try_lock_empty_head(c.first, c.last, LockState::single(c.mode))
+                {
+                    return Poll::Ready(Ok(None));
+                }
+                self.walk(cx.waker())
+            }
+            State::Waiting { base, seq } => {
+                let table = self.xa.wait_table();
+                if !table.poll_woken(self.xa.id, base, seq, cx.waker()) {
+                    self.state = State::Waiting { base, seq };
+                    return Poll::Pending;
+                }
+                self.walk(cx.waker())
+            }
+            State::Finished => panic!("LockRangeFuture polled after it resolved"),
         }
     }
 }
@@ -173,29 +277,14 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
 impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Future for LockRangeFuture<'a, T, SLOTS> {
     type Output = Result<DetachedGuard<'a, T, SLOTS>, LockError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        match core::mem::replace(&mut this.state, State::Finished) {
-            State::Start(Some(error)) => Poll::Ready(Err(error)),
-            State::Start(None) => {
-                let c = &this.claim;
-                if this
-                    .xa
-                    .try_lock_empty_head(c.first, c.last, LockState::single(c.mode))
-                {
-                    return Poll::Ready(Ok(this.granted()));
-                }
-                this.walk(cx.waker())
-            }
-            State::Waiting { base, seq } => {
-                let table = this.xa.wait_table();
-                if !table.poll_woken(this.xa.id, base, seq, cx.waker()) {
-                    this.state = State::Waiting { base, seq };
-                    return Poll::Pending;
-                }
-                this.walk(cx.waker())
-            }
-            State::Finished => panic!("LockRangeFuture polled after it resolved"),
+        match this.poll_claim(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(None)) => Poll::Ready(Ok(this.granted())),
+            Poll::Ready(Ok(Some(_))) => unreachable!("only a fill keeps items"),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
         }
     }
 }

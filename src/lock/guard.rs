@@ -77,6 +77,23 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
         lc.release(self.first, self.last);
     }
 
+    /// Replaces a one-index Exclusive lock by `item` (see [`RangeGuard::publish`]);
+    /// any other range is released and `item` handed back.
+    fn publish(self, item: Arc<T>) -> Result<(), PublishError<T>> {
+        if self.first != self.last || self.mode != LockMode::Exclusive {
+            self.release();
+            return Err(PublishError { item });
+        }
+        let mut lc = LockCursor::new(self.xa);
+        lc.publish(self.first, item);
+        if !self.sealed.is_empty() {
+            // A sealed one-index guard over an evicted item: its entry, pending until
+            // now, was replaced by the item.
+            lc.pending_closed();
+        }
+        Ok(())
+    }
+
     fn downgrade(&mut self) {
         if self.mode == LockMode::Shared {
             return;
@@ -260,19 +277,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
     ///
     /// Any other guard is released, and the item is handed back in the error.
     pub fn publish(mut self, item: Arc<T>) -> Result<(), PublishError<T>> {
-        let h = self.take();
-        if h.first != h.last || h.mode != LockMode::Exclusive {
-            h.release();
-            return Err(PublishError { item });
-        }
-        let mut lc = LockCursor::new(h.xa);
-        lc.publish(h.first, item);
-        if !h.sealed.is_empty() {
-            // A sealed one-index guard over an evicted item: its entry, pending until
-            // now, was replaced by the item.
-            lc.pending_closed();
-        }
-        Ok(())
+        self.take().publish(item)
     }
 
     /// A guard that may be released on another thread (asynchronous IO completion). It
@@ -311,7 +316,30 @@ pub struct DetachedGuard<'a, T: Send + Sync + 'static, const SLOTS: usize = 64> 
     held: Option<Held<'a, T, SLOTS>>,
 }
 
-impl<T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'_, T, SLOTS> {
+impl<'a, T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'a, T, SLOTS> {
+    /// A guard for a range just granted to a task (`lock/future.rs`): it goes into no
+    /// thread's held list, as a detached [`RangeGuard`] would have left it.
+    #[inline]
+    pub(crate) fn new(
+        xa: &'a XArray<T, SLOTS>,
+        first: u64,
+        last: u64,
+        mode: LockMode,
+        evicted: Vec<Evicted<T>>,
+    ) -> Self {
+        DetachedGuard {
+            held: Some(Held {
+                xa,
+                first,
+                last,
+                mode,
+                evicted,
+                restore: false,
+                sealed: Vec::new(),
+            }),
+        }
+    }
+
     fn held(&self) -> &Held<'_, T, SLOTS> {
         self.held.as_ref().expect("a live guard")
     }
@@ -334,6 +362,47 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'_, T, SLOTS> {
     /// See [`RangeGuard::take_evicted`].
     pub fn take_evicted(&mut self) -> Vec<Evicted<T>> {
         take_evicted(&mut self.held)
+    }
+
+    /// Records the entries a sealed asynchronous acquisition left sealed (no held list:
+    /// a task's guard is in none).
+    pub(crate) fn with_sealed(mut self, sealed: Vec<Block>) -> Self {
+        self.held.as_mut().expect("a live guard").sealed = sealed;
+        self
+    }
+
+    /// See [`RangeGuard::is_sealed`].
+    pub fn is_sealed(&self) -> bool {
+        !self.held().sealed.is_empty()
+    }
+
+    /// See [`RangeGuard::unseal`]: opens the entries that
+    /// [`lock_range_sealed_async`](XArray::lock_range_sealed_async) (or a sealed guard
+    /// detached) made by evicting to other compatible holders.
+    pub fn unseal(&mut self) {
+        let h = self.held.as_mut().expect("a live guard");
+        if h.sealed.is_empty() {
+            return;
+        }
+        // In no thread's held list (detached, or a task's): only the tree changes.
+        let blocks = core::mem::take(&mut h.sealed);
+        let mut lc = LockCursor::new(h.xa);
+        lc.unseal(blocks);
+        lc.pending_closed();
+    }
+
+    /// See [`RangeGuard::publish`]: replaces this one-index Exclusive lock by `item`;
+    /// any other guard is released and the item handed back in the error.
+    pub fn publish(mut self, item: Arc<T>) -> Result<(), PublishError<T>> {
+        self.held.take().expect("a live guard").publish(item)
+    }
+
+    /// Makes the release put the evicted entries back (see
+    /// [`RangeGuard::restore_on_release`]): an asynchronous fill that fails, panics
+    /// or is cancelled leaves the index as it found it.
+    pub(crate) fn restore_on_release(mut self) -> Self {
+        self.held.as_mut().expect("a live guard").restore = true;
+        self
     }
 }
 

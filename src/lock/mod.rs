@@ -36,6 +36,10 @@
 //!   is the same walk as a future; its record carries the task's waker and queues in
 //!   the same order as threads. Wakers are woken after every internal lock is let go.
 //!   Its guard is a [`DetachedGuard`]; tasks get no self-deadlock detection.
+//!   [`XArray::load_wait_async`](crate::XArray::load_wait_async) and
+//!   [`XArray::get_or_fill_async`](crate::XArray::get_or_fill_async) (`fill_async.rs`)
+//!   are the lookup and the fault that wait the same way; the fault awaits the caller's
+//!   fill future, and dropping it at any await point puts back what it replaced.
 //!
 //! # Several ranges
 //!
@@ -49,6 +53,7 @@ pub(crate) mod claim;
 mod error;
 mod evicted;
 mod fill;
+mod fill_async;
 mod future;
 mod guard;
 pub(crate) mod held;
@@ -62,6 +67,7 @@ pub(crate) mod wait_table;
 pub use crate::xarray::LockMode;
 pub use error::{FillError, LockError, PublishError};
 pub use evicted::Evicted;
+pub use fill_async::LoadWaitFuture;
 pub use future::LockRangeFuture;
 pub use guard::{DetachedGuard, RangeGuard};
 pub use range_lock::{RangeLock, RangeLockGuard};

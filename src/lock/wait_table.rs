@@ -222,13 +222,14 @@ impl WaitTable {
     pub(crate) fn queued(&self, tree: u64, base: u64) -> (bool, bool) {
         let bucket = self.bucket(tree, base);
         let records = sync::lock(&bucket.records);
-        let mut acquirer = false;
         let mut any = false;
         for r in records.iter().filter(|r| r.tree == tree && r.base == base) {
+            if matches!(r.wants, Wants::Acquire(_)) {
+                return (true, true); // the answer is known: stop scanning a long queue
+            }
             any = true;
-            acquirer |= matches!(r.wants, Wants::Acquire(_));
         }
-        (acquirer, any)
+        (false, any)
     }
 
     /// Whether an acquirer queued on the entry before `seq` conflicts with `mode`.
@@ -250,18 +251,17 @@ impl WaitTable {
         let bucket = self.bucket(tree, base);
         let mut records = sync::lock(&bucket.records);
         let mine = |r: &Record| r.tree == tree && r.base == base;
-        let oldest = |mode: Option<LockMode>| {
-            records
-                .iter()
-                .filter(|r| mine(r))
-                .filter_map(|r| match r.wants {
-                    Wants::Acquire(m) if mode.is_none_or(|want| want == m) => Some(r.seq),
-                    _ => None,
-                })
-                .min()
-        };
-        let oldest_any = oldest(None);
-        let oldest_exclusive = oldest(Some(LockMode::Exclusive)).unwrap_or(u64::MAX);
+        // The oldest acquirer, and the oldest Exclusive one, in one pass.
+        let mut oldest_any: Option<u64> = None;
+        let mut oldest_exclusive = u64::MAX;
+        for r in records.iter().filter(|r| mine(r)) {
+            if let Wants::Acquire(m) = r.wants {
+                oldest_any = Some(oldest_any.map_or(r.seq, |o| o.min(r.seq)));
+                if m == LockMode::Exclusive {
+                    oldest_exclusive = oldest_exclusive.min(r.seq);
+                }
+            }
+        }
         let mut woke = false;
         for r in records
             .iter_mut()

@@ -1,5 +1,6 @@
 //! Faults, readahead and buffered IO: the paths that add pages and use them.
 
+use core::future::Future;
 use core::ops::RangeBounds;
 use std::sync::Arc;
 
@@ -55,6 +56,65 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
                 Err(error) => Err(MappingError::Io(error)),
             }
         });
+        match filled {
+            Ok(page) => Ok(page),
+            Err(FillError::Lock(error)) => Err(MappingError::Lock(error)),
+            Err(FillError::Fill(error)) => Err(error),
+        }
+    }
+
+    /// The page at `index`, filling a missing one by awaiting `fill`: the asynchronous
+    /// page fault ([`fault`](Self::fault) with a device read that is a future), on
+    /// [`XArray::get_or_fill_async`](crate::XArray::get_or_fill_async).
+    ///
+    /// A hit is lock-free and `fill` is dropped unpolled. A locked page is waited for
+    /// as a future, in one queue with the blocking waiters. A missing page (or a shadow
+    /// entry) is locked for this index alone, the end of file is checked again under
+    /// that lock, and `fill` is awaited with no internal lock held; its page is
+    /// published and every waiter finds it. Dropping the returned future at any await
+    /// point (or `fill` failing or panicking) caches nothing and puts back the shadow
+    /// entry it was to replace; waiters retry. Errors as for `fault`, except that a task
+    /// is never told [`LockError::WouldDeadlock`](crate::LockError::WouldDeadlock): a
+    /// task that faults a page under its own direct IO waits for ever (see
+    /// [`XArray::lock_range_async`](crate::XArray::lock_range_async)).
+    ///
+    /// ```
+    /// use rangelock::mapping::{Mapping, MappingError};
+    ///
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Waker};
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = Context::from_waker(Waker::noop());
+    /// #     loop { if let Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    /// let file: Mapping<String> = Mapping::new();
+    /// file.set_size(10_000); // three pages
+    /// let read = async { Ok::<_, ()>("page 2".to_string()) }; // the device read
+    /// let page = block_on(file.fault_async(2, read)).unwrap();
+    /// assert_eq!(page.read(|s| s.clone()), "page 2");
+    /// let past_eof = block_on(file.fault_async(3, async { Ok::<_, ()>(String::new()) }));
+    /// assert!(matches!(past_eof, Err(MappingError::BeyondEof { index: 3, .. })));
+    /// ```
+    pub async fn fault_async<E>(
+        &self,
+        index: u64,
+        fill: impl Future<Output = Result<P, E>>,
+    ) -> Result<Arc<Page<P>>, MappingError<E>> {
+        if let Some(page) = self.pages.load(index) {
+            return Ok(page);
+        }
+        self.check_eof(index)?;
+        let filled = self
+            .pages
+            .get_or_fill_async(index, async {
+                // Under the one-index lock: ordered with a truncate that shrinks the file.
+                self.check_eof(index)?;
+                match fill.await {
+                    Ok(data) => Ok(Arc::new(Page::new(data))),
+                    Err(error) => Err(MappingError::Io(error)),
+                }
+            })
+            .await;
         match filled {
             Ok(page) => Ok(page),
             Err(FillError::Lock(error)) => Err(MappingError::Lock(error)),

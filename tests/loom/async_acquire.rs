@@ -11,6 +11,12 @@
 //!   (a blocking acquirer queued beside the future) the model did not finish in 100 s
 //!   even at one preemption; the tokio test `a_grant_to_a_dropped_future_is_handed_on`
 //!   covers the hand-on to a queued thread.
+//! * `a_publish_wakes_an_async_fault`: `get_or_fill_async` queued on an index being
+//!   filled (its record registered under the entry's owner lock) against the filler's
+//!   publish (which wakes every waiter); the fault must end with the published item and
+//!   never run its own fill. A lost wake-up parks it for ever.
+//! * `a_release_wakes_an_async_lookup`: `load_wait_async`'s watcher record against a
+//!   release that removes the entry; the lookup must end with the empty index.
 //!
 //! Run by `ci/loom.sh`.
 
@@ -125,6 +131,58 @@ fn a_grant_to_a_cancelled_future_is_handed_on() {
                 "cancelled while queued"
             } else {
                 "granted at first poll"
+            });
+            assert_released(&xa);
+        },
+    );
+}
+
+#[test]
+fn a_publish_wakes_an_async_fault() {
+    model_reaching_capped(
+        Some(1),
+        &["fault queued", "fault hit the item"],
+        |outcomes| {
+            let (xa, table) = tree();
+            let filling = xa.lock_range(1..=1, LockMode::Exclusive).unwrap();
+            let task = {
+                let xa = xa.clone();
+                loom::thread::spawn(move || {
+                    let fill = async { Ok::<_, ()>(Arc::new(0)) }; // never runs
+                    *block_on(xa.get_or_fill_async(1, fill)).unwrap()
+                })
+            };
+            filling.publish(Arc::new(7)).unwrap();
+            assert_eq!(task.join().unwrap(), 7);
+            outcomes.saw(if table.visits() > 0 {
+                "fault queued"
+            } else {
+                "fault hit the item"
+            });
+            assert!(matches!(xa.get(1), Entry::Item(_)));
+            xa.check_invariants().unwrap();
+        },
+    );
+}
+
+#[test]
+fn a_release_wakes_an_async_lookup() {
+    model_reaching_capped(
+        Some(1),
+        &["lookup queued", "lookup found it unlocked"],
+        |outcomes| {
+            let (xa, table) = tree();
+            let held = xa.lock_range(1..=2, LockMode::Exclusive).unwrap();
+            let task = {
+                let xa = xa.clone();
+                loom::thread::spawn(move || block_on(xa.load_wait_async(1)).unwrap().is_empty())
+            };
+            drop(held);
+            assert!(task.join().unwrap());
+            outcomes.saw(if table.visits() > 0 {
+                "lookup queued"
+            } else {
+                "lookup found it unlocked"
             });
             assert_released(&xa);
         },
