@@ -198,7 +198,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     Self::node(root).unlock();
                     // SAFETY: built here, never published: only this thread reaches it.
                     unsafe { super::node::free_node::<SLOTS>(root) };
-                    return Err(range.first);
+                    // Whatever took the head (a whole-range lock, or a record that may
+                    // lie outside the range) is judged as if it had been there first.
+                    return self.root_for_range(block, range);
                 }
                 self.xa.nodes.fetch_add(1, Ordering::Relaxed);
                 self.pending_empty.push((root, 0));
@@ -216,8 +218,14 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                 self.publish_root(head, root)
                     .expect("a head holding a value changes only under the head lock")
             }
+            // A whole-range lock that took the empty head after `write_range_locked`
+            // looked at it: refused, and nothing has been written yet (the head is
+            // still not a node, so this is the range's first block).
+            Kind::Lock => return Err(range.first),
             Kind::Record => {
-                // A record outside the range (checked): take it apart as `root_for` does.
+                // A record: outside the range if `write_range_locked` saw it, but a fast
+                // path may have put it in the empty head (or replaced the one seen)
+                // since. Take it apart as `root_for` does, then judge it.
                 if !self.xa.take_head_record(head) {
                     // Its fast release came first: the head is empty now.
                     return self.root_for_range(block, range);
@@ -234,9 +242,15 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     .publish_root(entry::busy(head), root)
                     .expect("a busy head changes only under the head lock");
                 self.records().free(r);
+                if first <= range.last && range.first <= last {
+                    // Refused before anything was written (this is the first block);
+                    // the record now lives in the root's slots, which the holder's
+                    // release finds as it finds any lock taken apart by a slow path.
+                    return Err(range.first.max(first));
+                }
                 root
             }
-            Kind::Lock | Kind::Item => unreachable!("refused, or never in the head"),
+            Kind::Item => unreachable!("an item is never in the head"),
         };
         while Geometry::<SLOTS>::max_index(Self::node(root).shift as u32) < range.last
             || (Self::node(root).shift as u32) < block.shift

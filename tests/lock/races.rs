@@ -82,6 +82,54 @@ fn compare_exchange_of_empty_with_empty_never_panics() {
     );
 }
 
+/// A range store that meets a lock taken by the fast path after it began (a record in
+/// the empty head, over a later block of the range than its first) is refused *without
+/// storing anything*: no index of the range holds the value afterwards.
+#[test]
+fn a_range_store_refused_by_a_late_head_record_stores_nothing() {
+    let xa: XArray<u64> = XArray::new();
+    let stop = AtomicBool::new(false);
+    let end = Instant::now() + budget();
+    let mut refused = 0u64;
+    thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                // A sub-range of an empty tree: a record published in the head.
+                let g = xa.lock_range(64..=70, LockMode::Exclusive).unwrap();
+                drop(g);
+            }
+        });
+        let _stop = StopOnDrop(&stop);
+        let mut v = 0u64;
+        while Instant::now() < end {
+            v += 1;
+            match xa.store_range(0..=100, v) {
+                Ok(()) => {
+                    // Back to an empty tree for the next round (the locker may refuse
+                    // this erase for a while; an erase refused erases nothing).
+                    while xa.erase_range(0..=100).is_err() {
+                        thread::yield_now();
+                    }
+                }
+                Err(_) => {
+                    refused += 1;
+                    for i in [0, 63, 64, 71, 100] {
+                        assert!(
+                            xa.get(i).value() != Some(v),
+                            "store_range of {v} was refused but stored index {i}"
+                        );
+                    }
+                    while xa.erase_range(0..=100).is_err() {
+                        thread::yield_now();
+                    }
+                }
+            }
+        }
+    });
+    // The race must have been met, or the test checked nothing.
+    assert!(refused > 0, "no store_range was ever refused");
+}
+
 /// `erase_range` refuses a range with a lock in it *without erasing anything*; a lock
 /// that the fast path takes midway (the tree became empty) does not turn a completed
 /// erase into an error.
