@@ -26,7 +26,7 @@ use rangelock_compare::workload::{self, Latency, Scenario, SimDevice, Strategy};
 const THREADS: [usize; 5] = [1, 2, 4, 8, 16];
 
 fn scenarios(c: &mut Criterion) {
-    for letter in ["a", "b", "c", "d", "f"] {
+    for letter in ["a", "b", "c", "d", "f", "g"] {
         let scenario = Scenario::find(letter).expect("a standard scenario");
         let mut group = c.benchmark_group(format!("mixed_io_{}", scenario.name.replace('-', "_")));
         group.sampling_mode(SamplingMode::Flat);

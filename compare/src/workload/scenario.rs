@@ -208,6 +208,22 @@ fn uncontended(n: usize) -> Workload {
     )
 }
 
+fn cpu_bound(n: usize) -> Workload {
+    // At least one direct writer (the scenario is about them), then faulters.
+    let writers = n.div_ceil(2);
+    let faulters = n - writers;
+    // 16-page (64 KiB) slots: at least one per direct writer, as in `split`.
+    let half = (writers as u64 * 16).max(512);
+    workload(
+        2 * half,
+        Latency::NONE,
+        vec![
+            role(Role::Fault, faulters, 0..half, 0.9, 0),
+            role(Role::DirectWrite, writers, half..2 * half, 0.0, 64 << 10),
+        ],
+    )
+}
+
 /// The standard scenarios, in order.
 ///
 /// | scenario | threads (of `n`) | what it shows |
@@ -218,13 +234,15 @@ fn uncontended(n: usize) -> Workload {
 /// | `d-subpage` | `n` direct writers of 512 bytes on the same 4 pages (each thread its own sectors) | sub-page direct IO sharing pages |
 /// | `e-empty-file` | one thread: a direct write over all of an empty file of 4 KiB, 1 MiB, 1 GiB, 1 TiB | the cost of one lock against the size it covers ([`empty_file_sweep`]) |
 /// | `f-uncontended` | one thread doing every operation in turn, no device latency | the lock's own overhead |
+/// | `g-cpu` | half the threads (rounded up) direct writers (64 KiB) on the second half of the file, the rest faulting the first half (90% hits), on a device that costs only the copy of the data | the locks' own cost and contention when disjoint IO is CPU-bound |
 ///
 /// Past 64 threads (a), 32 (b), 32 (d) or 256 (f) the regions grow so that every direct
 /// writer keeps slots of its own.
 ///
 /// Scenarios a–d use a sleeping device of 50 µs per transfer plus 200 µs per MiB, so
-/// thread counts above the number of cores are meaningful.
-pub static SCENARIOS: [Scenario; 6] = [
+/// thread counts above the number of cores are meaningful. Scenario g's device costs
+/// nothing but the copy: its thread counts are meaningful up to the number of cores.
+pub static SCENARIOS: [Scenario; 7] = [
     Scenario {
         name: "a-split",
         title: "cached reads + faults on one half, direct writes on the other",
@@ -260,6 +278,12 @@ pub static SCENARIOS: [Scenario; 6] = [
         title: "every operation in turn, one thread, no device latency",
         default_threads: 1,
         build: Some(uncontended),
+    },
+    Scenario {
+        name: "g-cpu",
+        title: "disjoint direct writes + faults, a device as fast as a copy",
+        default_threads: 2,
+        build: Some(cpu_bound),
     },
 ];
 
