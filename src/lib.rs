@@ -57,9 +57,12 @@
 //!
 //! ## Layers
 //!
-//! `sync` (std or loom primitives) <- [`xarray`] (the tree, including the lock entries'
-//! encoding) <- [`lock`] (range locks made of lock entries: acquisition, waiting,
-//! fairness, deadlock detection) <- [`mapping`] (a file's page cache).
+//! `sync` (std or loom primitives) and `lock_mode` ([`LockMode`]) <- `wait_table` (where
+//! lock waiters sleep, keyed by tree and entry: [`WaitTable`]) <- [`xarray`] (the tree,
+//! including the lock entries' encoding; each tree names the wait table its waiters use)
+//! <- [`lock`] (range locks made of lock entries: acquisition, waiting, fairness,
+//! deadlock detection) <- [`mapping`] (a file's page cache). No module imports one above
+//! it, apart from [`lockdep`]'s class that each tree carries (free without the feature).
 //!
 //! ## Verification
 //!
@@ -79,12 +82,14 @@
 compile_error!("rangelock needs 64-bit pointers: a slot word carries 63-bit values");
 
 pub mod lock;
+pub(crate) mod lock_mode;
 pub mod lockdep;
 pub mod mapping;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod mutation;
 pub(crate) mod sync;
+pub(crate) mod wait_table;
 pub mod xarray;
 
 pub use lock::{

@@ -8,9 +8,9 @@ use super::claim::{Claim, Step};
 use super::error::LockError;
 use super::guard::RangeGuard;
 use super::lock_cursor::LockCursor;
-use super::wait_table::{WaitTable, Wants};
 use super::{held, LockMode};
 use crate::sync::ItemArc as Arc;
+use crate::wait_table::{WaitTable, Wants};
 use crate::xarray::entry::{self, Kind};
 use crate::xarray::lock_word::LockState;
 use crate::xarray::span::{self, Inclusive};
@@ -194,7 +194,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         match &self.wait_table {
             Some(table) => table,
             #[cfg(not(loom))]
-            None => super::wait_table::global(),
+            None => crate::wait_table::global(),
             #[cfg(loom)]
             None => unreachable!("under loom every tree owns a table"),
         }

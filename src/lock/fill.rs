@@ -8,10 +8,10 @@ use super::error::{FillError, LockError};
 use super::guard::RangeGuard;
 use super::held;
 use super::lock_cursor::LockCursor;
-use super::wait_table::Wants;
 use super::LockMode;
 use crate::sync::atomic::Ordering;
 use crate::sync::ItemArc as Arc;
+use crate::wait_table::Wants;
 use crate::xarray::span::Inclusive;
 use crate::xarray::{Entry, XArray};
 

@@ -33,8 +33,8 @@ use core::cell::RefCell;
 
 use smallvec::SmallVec;
 
+use crate::lock_mode::LockMode;
 use crate::xarray::identity;
-use crate::xarray::LockMode;
 
 /// One lock this thread holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

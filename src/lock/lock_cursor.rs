@@ -15,9 +15,9 @@
 //! and never runs user code.
 
 use super::held;
-use super::wait_table::{WaitTable, Wake, Wakers};
 use super::LockMode;
 use crate::sync::atomic::Ordering;
+use crate::wait_table::{WaitTable, Wake, Wakers};
 use crate::xarray::cursor::{Located, Slot, WriteCursor};
 use crate::xarray::entry::{self, Kind, EMPTY};
 use crate::xarray::lock_word::{LockState, MAX_HOLDERS};

@@ -25,7 +25,7 @@
 //!   the range; an entry whose last holder leaves is removed, or kept *reserved* while
 //!   acquirers are queued on it, and the front of its queue is woken. Entries without
 //!   the `waiters` flag never touch the wait table.
-//! * **Wait** (`wait_table.rs`): register, re-check, sleep, all ordered by the lock of the
+//! * **Wait** (`src/wait_table.rs`, a layer below the tree): register, re-check, sleep, all ordered by the lock of the
 //!   entry's owner: no lost wake-ups. Waking picks only the waiters that can now run.
 //! * **Fairness** (`claim.rs`): a contended entry goes to the oldest conflicting waiter
 //!   first; newcomers queue behind every waiter they conflict with. A thread that holds
@@ -62,13 +62,12 @@ mod range_lock;
 mod release;
 #[cfg(test)]
 mod tests;
-pub(crate) mod wait_table;
 
-pub use crate::xarray::LockMode;
+pub use crate::lock_mode::LockMode;
+pub use crate::wait_table::WaitTable;
 pub use error::{FillError, LockError, PublishError};
 pub use evicted::Evicted;
 pub use fill_async::LoadWaitFuture;
 pub use future::LockRangeFuture;
 pub use guard::{DetachedGuard, RangeGuard};
 pub use range_lock::{RangeLock, RangeLockGuard};
-pub use wait_table::WaitTable;

@@ -10,9 +10,9 @@
 
 use super::evicted::Evicted;
 use super::lock_cursor::{LockCursor, LockEntry};
-use super::wait_table::Wake;
 use super::LockMode;
 use crate::sync::ItemArc as Arc;
+use crate::wait_table::Wake;
 use crate::xarray::entry::{self, MARK_COUNT};
 use crate::xarray::lock_word::LockState;
 use crate::xarray::span::Block;

@@ -27,8 +27,8 @@ use super::class::page_class;
 use super::graph::{self, Added, OrderGraph};
 use super::held::{HeldLock, Instance, ThreadState};
 use super::report::{self, Report};
+use crate::lock_mode::LockMode;
 use crate::sync::process::thread_name;
-use crate::xarray::LockMode;
 
 /// The reports an acquisition made (usually none).
 pub(crate) type Reports = SmallVec<[Report; 1]>;

@@ -10,7 +10,7 @@ use super::class::{Node, TreeClass};
 use super::graph::OrderGraph;
 use super::held::{HeldLock, Instance, ThreadState};
 use super::ReportKind;
-use crate::xarray::LockMode;
+use crate::lock_mode::LockMode;
 
 const CLASSES: usize = 4;
 const THREADS: usize = 3;

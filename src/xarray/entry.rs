@@ -31,7 +31,7 @@
 
 use core::fmt;
 
-use super::lock_word::LockMode;
+use crate::lock_mode::LockMode;
 use crate::sync::ItemArc as Arc;
 
 /// The largest payload a value (shadow) entry can hold: 63 bits.

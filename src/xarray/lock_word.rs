@@ -20,27 +20,7 @@
 //! only encodes and decodes.
 
 use super::entry;
-
-/// How a range is locked.
-///
-/// `Shared` is compatible with `Shared` (several direct-IO operations may cover the same
-/// page; the entry counts them), `Exclusive` with nothing (truncate, hole punch, the
-/// one-page fill lock of a fault).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LockMode {
-    /// Compatible with other `Shared` holders.
-    Shared,
-    /// Compatible with nothing.
-    Exclusive,
-}
-
-impl LockMode {
-    /// Whether a holder in `self` mode and one in `other` mode may overlap.
-    #[inline]
-    pub fn is_compatible(self, other: LockMode) -> bool {
-        self == LockMode::Shared && other == LockMode::Shared
-    }
-}
+use crate::lock_mode::LockMode;
 
 const MODE_BIT: u64 = 1;
 const WAITERS_BIT: u64 = 1 << 1;

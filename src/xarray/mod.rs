@@ -55,9 +55,9 @@ pub(crate) mod span;
 pub(crate) mod tree;
 pub(crate) mod walk;
 
+pub use crate::lock_mode::LockMode;
 pub use entry::{Entry, EntryRef, Mark, MAX_VALUE};
 pub use error::{CompareExchangeError, StoreError, XaError};
 pub use iter::{Iter, RefIter};
-pub use lock_word::LockMode;
 pub use read_guard::ReadGuard;
 pub use tree::XArray;

@@ -15,9 +15,9 @@ use super::node::{self, Node, NodeCache};
 use super::read_guard::ReadGuard;
 use super::record::RecordPool;
 use super::span::{self, Block};
-use crate::lock::WaitTable;
 use crate::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use crate::sync::ItemArc as Arc;
+use crate::wait_table::WaitTable;
 
 /// A concurrent radix tree mapping every `u64` index to an [`Entry`]: empty, an item
 /// (`Arc<T>`), or a 63-bit value.

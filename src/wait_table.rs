@@ -35,9 +35,9 @@ use core::fmt;
 use core::task::Waker;
 use std::time::Instant;
 
+use crate::lock_mode::LockMode;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{self, CachePadded, Condvar, Mutex};
-use crate::xarray::LockMode;
 
 /// What a waiter wants from the entry it waits on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
