@@ -21,10 +21,8 @@
 //!
 //! Run: `cargo bench --bench lock_cost`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -32,34 +30,8 @@ use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use range_mutex::RangeMutex;
 use rangelock::{LockMode, XArray};
 
-#[path = "support/threads.rs"]
-mod threads;
-use threads::{disjoint, STRIDE};
-
-// ---------------------------------------------------------------------------------------
-// A counting allocator, active only while `bytes_per_cycle` measures.
-
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static BYTES: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
-// counting touches only atomics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        }
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, `System` gets it as is.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator, i.e. from `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use rangelock_testkit::counting_alloc::{allocated, Counting};
+use rangelock_testkit::threads::{disjoint, STRIDE};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -69,13 +41,12 @@ fn bytes_per_cycle(warm: u64, cycles: u64, mut run: impl FnMut(u64)) -> f64 {
     for n in 0..warm {
         run(n);
     }
-    BYTES.store(0, Ordering::Relaxed);
-    COUNTING.store(true, Ordering::SeqCst);
+    // Counted per thread: `run` does all its work on this one.
+    let before = allocated();
     for n in warm..warm + cycles {
         run(n);
     }
-    COUNTING.store(false, Ordering::SeqCst);
-    BYTES.load(Ordering::Relaxed) as f64 / cycles as f64
+    (allocated() - before) as f64 / cycles as f64
 }
 
 // ---------------------------------------------------------------------------------------

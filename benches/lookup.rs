@@ -44,9 +44,7 @@ use criterion::{
 use rangelock::xarray::ReadGuard;
 use rangelock::XArray;
 
-#[path = "support/threads.rs"]
-mod threads;
-use threads::on_threads;
+use rangelock_testkit::threads::on_threads;
 
 /// Indices per [`ReadGuard::get_many`] call in the `xarray_get_many` contender.
 const LOCKSTEP: usize = 8;

@@ -3,7 +3,7 @@
 //! lock over a populated range evicts exactly its entries, and releasing gives every
 //! byte back.
 //!
-//! A counting global allocator (`tests/support/counting_alloc.rs`) keeps, per thread, the
+//! A counting global allocator (`testkit/src/counting_alloc.rs`) keeps, per thread, the
 //! bytes currently live, the high-water mark of that, and the bytes ever allocated; per
 //! thread, because the harness runs tests in parallel. The measurements use the global
 //! epoch collector, warmed up first (the thread's epoch registration and the process-wide
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use crossbeam_epoch::Collector;
 use rangelock::{Entry, LockMode, RangeLock, XArray};
 
-use support::counting_alloc::{allocated, live, peak, reset_peak, Counting};
+use rangelock_testkit::counting_alloc::{allocated, live, peak, reset_peak, Counting};
 use support::tree_checks::{check, levels};
 
 #[global_allocator]

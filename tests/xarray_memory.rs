@@ -1,7 +1,7 @@
 //! Memory: the tree frees what it no longer needs, dense trees cost about 9 bytes per
 //! slot, and range stores allocate per level, not per index.
 //!
-//! A counting global allocator (`tests/support/counting_alloc.rs`) keeps, per thread, the
+//! A counting global allocator (`testkit/src/counting_alloc.rs`) keeps, per thread, the
 //! bytes currently live and the bytes ever allocated. Per thread, because the test
 //! harness runs tests in parallel and their allocations would otherwise mix. Every
 //! measured test keeps its tree's allocations and frees on its own thread, so the
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use crossbeam_epoch::Collector;
 use rangelock::XArray;
 
-use support::counting_alloc::{allocated, live, Counting};
+use rangelock_testkit::counting_alloc::{allocated, live, Counting};
 use support::tree_checks::{check, levels, scaled};
 
 #[global_allocator]

@@ -29,10 +29,9 @@
 //! lock+unlock, counted by a global allocator wrapper that counts only while a table row
 //! is measured (so the timed runs pay one relaxed load per allocation, nothing shared).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -41,61 +40,14 @@ use rangelock::{Entry, LockMode, RangeLock, XArray};
 
 use rangelock_compare::IntervalLock;
 
-#[path = "../../benches/support/threads.rs"]
-mod threads;
-use threads::{disjoint, on_threads, STRIDE};
+use rangelock_testkit::counting_alloc::{allocated, allocations, Counting};
+use rangelock_testkit::threads::{disjoint, on_threads, STRIDE};
 
 /// The index of `one_index`: inside the first leaf, not at its edge.
 const ONE: u64 = 37;
 
 /// The `k` of `empty_range`'s `0..2^k`.
 const EMPTY_RANGE_BITS: [u32; 4] = [10, 20, 30, 40];
-
-// ---------------------------------------------------------------------------------------
-// A counting allocator, active only while `measure_bytes` runs.
-
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static BYTES: AtomicU64 = AtomicU64::new(0);
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-impl Counting {
-    #[inline]
-    fn note(size: usize) {
-        if COUNTING.load(Ordering::Relaxed) {
-            BYTES.fetch_add(size as u64, Ordering::Relaxed);
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
-// counting touches only atomics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::note(layout.size());
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, `System` gets it as is.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::note(layout.size());
-        // SAFETY: as in `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::note(new_size);
-        // SAFETY: `ptr` came from this allocator, i.e. from `System`, with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator, i.e. from `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -104,15 +56,13 @@ static ALLOCATOR: Counting = Counting;
 /// first fills thread-locals, the wait table and the epoch machinery's own buffers.
 fn measure_bytes(cycles: u64, mut run: impl FnMut(u64)) -> (f64, f64) {
     run(cycles.min(256));
-    BYTES.store(0, Ordering::Relaxed);
-    ALLOCS.store(0, Ordering::Relaxed);
-    COUNTING.store(true, Ordering::SeqCst);
+    // Counted per thread: `run` does all its work on this one.
+    let (bytes, calls) = (allocated(), allocations());
     run(cycles);
-    COUNTING.store(false, Ordering::SeqCst);
     let n = cycles as f64;
     (
-        BYTES.load(Ordering::Relaxed) as f64 / n,
-        ALLOCS.load(Ordering::Relaxed) as f64 / n,
+        (allocated() - bytes) as f64 / n,
+        (allocations() - calls) as f64 / n,
     )
 }
 
@@ -186,18 +136,28 @@ fn bytes_table() {
         row(&format!("empty_range k={k} interval_lock"), bytes, "-");
     }
 
-    // `disjoint_threads` at 2 threads, each on its own leaf (4096 apart).
-    let bytes = measure_bytes(cycles, |n| {
-        on_threads(2, n / 2, |thread, n| {
-            let base = thread as u64 * STRIDE;
-            for i in 0..n {
-                let i = base + i % 63;
-                drop(black_box(xa.lock_range(i..=i, x).expect("lock")));
-            }
-            Duration::ZERO
-        });
+    // `disjoint_threads` at 2 threads, each on its own leaf (4096 apart). The counts are
+    // per thread, so each worker adds up its own (after a warm-up of its own).
+    let (bytes, calls) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    on_threads(2, cycles / 2, |thread, n| {
+        let base = thread as u64 * STRIDE;
+        let cycle = |i: u64| {
+            let i = base + i % 63;
+            drop(black_box(xa.lock_range(i..=i, x).expect("lock")));
+        };
+        (0..256).for_each(cycle);
+        let (b, c) = (allocated(), allocations());
+        (0..n).for_each(cycle);
+        bytes.fetch_add(allocated() - b, Ordering::Relaxed);
+        calls.fetch_add(allocations() - c, Ordering::Relaxed);
+        Duration::ZERO
     });
-    row("disjoint_threads/2 xarray_empty", bytes, "-");
+    let per = |total: &AtomicUsize| total.load(Ordering::Relaxed) as f64 / cycles as f64;
+    row(
+        "disjoint_threads/2 xarray_empty",
+        (per(&bytes), per(&calls)),
+        "-",
+    );
     println!();
 }
 

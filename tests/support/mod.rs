@@ -20,7 +20,6 @@
 //! | module | what it holds | used by |
 //! |---|---|---|
 //! | `tree_checks` | the edge indices, invariant checks, `Seen` entries, span tiling, `scaled` | xarray, lock, memory tests |
-//! | `counting_alloc` | a per-thread counting `#[global_allocator]` | `xarray_memory`, `lock_memory` |
 //! | `quickcheck_harness` | random operation sequences for the differential models | `xarray::model`, `lock::model`, `mapping::model` |
 //! | `xarray_ops`, `range_ops` | the differential drivers of the tree and of the range locks | the models, `fuzz_replay`, the fuzz targets |
 //! | `arbitrary_indices`, `interval_model` | what the drivers share: bounds, marks, shrinking; the interval map and block rules | `xarray_ops`, `range_ops`, `mapping_ops` |
@@ -35,7 +34,6 @@
 #[cfg(not(loom))]
 pub mod arbitrary_indices;
 #[cfg(not(loom))]
-pub mod counting_alloc;
 #[cfg(not(loom))]
 pub mod faulty_mapping;
 #[cfg(not(loom))]

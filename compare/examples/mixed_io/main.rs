@@ -28,42 +28,16 @@
 //! for the `naive` control). Scenario e reports per file size the direct writes per second
 //! over the whole empty file and the bytes allocated per lock (a counting allocator).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rangelock_compare::workload::{self, empty_file_sweep, Report, Strategy, SCENARIOS};
+use rangelock_testkit::counting_alloc::{allocated, Counting};
 
 mod plot;
 
-/// Counts the bytes allocated, for scenario e (which runs alone on the main thread).
-struct Counting;
-
-static ALLOCATED: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
-// plain atomic that does not allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        // SAFETY: the caller's contract for `alloc` is passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout (through `alloc`).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATED.fetch_add(new_size as u64, Ordering::Relaxed);
-        // SAFETY: the caller's contract for `realloc` is passed on as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+/// Counts the bytes allocated, per thread: scenario e runs alone on the main thread.
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
@@ -242,7 +216,7 @@ fn progress(options: &Options, what: &str) {
 }
 
 fn sweep_rows(strategy: Strategy, scenario: &str) -> Result<Vec<Row>, String> {
-    let allocated = || ALLOCATED.load(Ordering::Relaxed);
+    let allocated = || allocated() as u64;
     let rows = empty_file_sweep(strategy, &SWEEP_SIZES, 200, &allocated)?;
     Ok(rows
         .into_iter()

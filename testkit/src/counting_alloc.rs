@@ -1,15 +1,26 @@
-//! A counting global allocator for the memory tests (`tests/xarray_memory.rs`,
-//! `tests/lock_memory.rs`): `System`, keeping per thread the bytes currently live, the
-//! high-water mark of that, and the bytes ever allocated. Per thread, because the test
-//! harness runs tests in parallel and their allocations would otherwise mix.
+//! A counting global allocator: `System`, keeping per thread the bytes currently live,
+//! the high-water mark of that, the bytes ever allocated and the number of allocations.
+//! Per thread, because the test harness runs tests in parallel and their allocations
+//! would otherwise mix; a bench or an example measures on the thread that does the work.
 //!
-//! A `#[global_allocator]` belongs to one test binary, so each declares its own:
+//! A `#[global_allocator]` belongs to one binary, so each declares its own:
 //!
-//! ```ignore
+//! ```
+//! use rangelock_testkit::counting_alloc::{allocated, Counting};
+//!
 //! #[global_allocator]
 //! static ALLOCATOR: Counting = Counting;
+//!
+//! fn main() {
+//!     let before = allocated();
+//!     let v: Vec<u64> = Vec::with_capacity(8);
+//!     assert_eq!(allocated() - before, 64);
+//!     drop(v);
+//! }
 //! ```
-#![allow(dead_code)]
+//!
+//! The bookkeeping is a few thread-local cell updates per call (no atomics, nothing
+//! shared), so a timed loop that does not allocate pays nothing for it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -24,6 +35,8 @@ thread_local! {
     static PEAK: Cell<isize> = const { Cell::new(0) };
     /// Bytes ever allocated by this thread.
     static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+    /// Allocations (and reallocations) ever made by this thread.
+    static CALLS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn record(allocated: usize, freed: usize) {
@@ -34,7 +47,10 @@ fn record(allocated: usize, freed: usize) {
         live.set(now);
         let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
     });
-    let _ = ALLOCATED.try_with(|total| total.set(total.get() + allocated));
+    if allocated > 0 {
+        let _ = ALLOCATED.try_with(|total| total.set(total.get() + allocated));
+        let _ = CALLS.try_with(|calls| calls.set(calls.get() + 1));
+    }
 }
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
@@ -82,6 +98,11 @@ pub fn live() -> isize {
 /// Bytes ever allocated on this thread.
 pub fn allocated() -> usize {
     ALLOCATED.with(Cell::get)
+}
+
+/// Allocations (and reallocations) ever made on this thread.
+pub fn allocations() -> usize {
+    CALLS.with(Cell::get)
 }
 
 /// Starts a new high-water mark at the current live bytes, and returns them.

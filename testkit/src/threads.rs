@@ -1,7 +1,5 @@
 //! Thread helpers shared by the benches (`benches/lookup.rs`, `benches/lock_cost.rs`,
-//! and `compare/benches/range_lock.rs`, which mount this file with `#[path]`). Each bench
-//! uses a part of it.
-#![allow(dead_code)]
+//! and `compare/benches/range_lock.rs`). Each bench uses a part of it.
 
 use std::sync::Barrier;
 use std::time::Duration;
