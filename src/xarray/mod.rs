@@ -52,6 +52,7 @@ mod range_write;
 mod read_guard;
 pub(crate) mod record;
 pub(crate) mod span;
+pub(crate) mod store;
 pub(crate) mod tree;
 pub(crate) mod walk;
 
