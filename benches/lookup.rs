@@ -11,6 +11,7 @@
 //! | `rwlock_btreemap`       | `RwLock<BTreeMap<u64, Arc<T>>>`, read lock + `Arc` clone each  |
 //! | `rwlock_btreemap_batch` | the same map, one read lock per batch, borrowing               |
 //! | `mutex_hashmap`         | `Mutex<HashMap<u64, Arc<T>>>` (std hasher), lock + clone each  |
+//! | `papaya`                | `papaya::HashMap<u64, Arc<T>>` (a lock-free hash map), a pin + clone each |
 //!
 //! Each iteration runs one batch of [`BATCH`] operations, so criterion's throughput is
 //! operations per second. Indices come from a pre-drawn random stream of 1Mi indices
@@ -145,6 +146,7 @@ enum Contender {
     BTree,
     BTreeBatch,
     Hash,
+    Papaya,
 }
 
 impl Contender {
@@ -158,6 +160,7 @@ impl Contender {
             Contender::BTree => "rwlock_btreemap",
             Contender::BTreeBatch => "rwlock_btreemap_batch",
             Contender::Hash => "mutex_hashmap",
+            Contender::Papaya => "papaya",
         }
     }
 }
@@ -169,6 +172,7 @@ struct Maps {
     vec: Vec<Option<Arc<Item>>>,
     btree: RwLock<BTreeMap<u64, Arc<Item>>>,
     hash: Mutex<HashMap<u64, Arc<Item>>>,
+    papaya: papaya::HashMap<u64, Arc<Item>>,
 }
 
 impl Maps {
@@ -178,6 +182,7 @@ impl Maps {
         let mut vec = vec![None; vec_len];
         let mut btree = BTreeMap::new();
         let mut hash = HashMap::with_capacity(keys.len());
+        let papaya = papaya::HashMap::with_capacity(keys.len());
         for &key in keys {
             let item = Arc::new(key);
             xa.store(key, Arc::clone(&item)).expect("store");
@@ -185,6 +190,7 @@ impl Maps {
                 vec[key as usize] = Some(Arc::clone(&item));
             }
             btree.insert(key, Arc::clone(&item));
+            papaya.pin().insert(key, Arc::clone(&item));
             hash.insert(key, item);
         }
         Maps {
@@ -192,6 +198,7 @@ impl Maps {
             vec,
             btree: RwLock::new(btree),
             hash: Mutex::new(hash),
+            papaya,
         }
     }
 
@@ -244,6 +251,11 @@ impl Maps {
                     black_box(self.hash.lock().unwrap().get(&i).cloned());
                 }
             }
+            Contender::Papaya => {
+                for &i in batch {
+                    black_box(self.papaya.pin().get(&i).cloned());
+                }
+            }
         }
     }
 
@@ -282,6 +294,15 @@ impl Maps {
                         black_box(self.hash.lock().unwrap().remove(&i));
                     }
                     black_box(self.hash.lock().unwrap().insert(i, Arc::clone(item)));
+                }
+            }
+            Contender::Papaya => {
+                for &i in batch {
+                    let map = self.papaya.pin();
+                    if erase {
+                        black_box(map.remove(&i).is_some());
+                    }
+                    black_box(map.insert(i, Arc::clone(item)).is_some());
                 }
             }
         }
@@ -341,7 +362,7 @@ fn thread_counts() -> Vec<usize> {
         .collect()
 }
 
-const ALL_LOOKUPS: [Contender; 8] = [
+const ALL_LOOKUPS: [Contender; 9] = [
     Contender::XaLoad,
     Contender::XaGuard,
     Contender::XaMany,
@@ -350,20 +371,23 @@ const ALL_LOOKUPS: [Contender; 8] = [
     Contender::BTree,
     Contender::BTreeBatch,
     Contender::Hash,
+    Contender::Papaya,
 ];
-const SPARSE_LOOKUPS: [Contender; 6] = [
+const SPARSE_LOOKUPS: [Contender; 7] = [
     Contender::XaLoad,
     Contender::XaGuard,
     Contender::XaMany,
     Contender::BTree,
     Contender::BTreeBatch,
     Contender::Hash,
+    Contender::Papaya,
 ];
-const WRITERS: [Contender; 4] = [
+const WRITERS: [Contender; 5] = [
     Contender::XaLoad,
     Contender::Vec,
     Contender::BTree,
     Contender::Hash,
+    Contender::Papaya,
 ];
 
 fn dense_lookups(c: &mut Criterion) {
