@@ -8,9 +8,9 @@
 //!
 //! Only compiled in under `cfg(loom)`; everywhere else [`active`] is the constant
 //! `false` and the call sites compile to nothing. Loom runs all the threads of a model on
-//! the OS thread that called `loom::model`, so the switch is a std thread-local: it
-//! applies to every thread of one model and to nothing that other tests run at the same
-//! time.
+//! the OS thread that called `loom::model`, so the switch is an OS thread-local
+//! (`sync::os_thread_local`): it applies to every thread of one model and to nothing
+//! that other tests run at the same time.
 
 /// One protection switched off (see the module docs).
 #[cfg(loom)]
@@ -35,7 +35,7 @@ pub enum Mutation {
 }
 
 #[cfg(loom)]
-std::thread_local! {
+crate::sync::os_thread_local! {
     static ACTIVE: core::cell::Cell<Mutation> = const { core::cell::Cell::new(Mutation::None) };
 }
 

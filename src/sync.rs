@@ -15,6 +15,13 @@
 
 pub(crate) use std::sync::Arc as ItemArc;
 
+/// The OS thread's own `thread_local!`, even under loom: loom runs every thread of a
+/// model on the OS thread that called `loom::model`, so a value kept here is shared by
+/// all of them and by nothing else (the loom mutation switch, `src/mutation.rs`, needs
+/// exactly that).
+#[cfg(loom)]
+pub(crate) use std::thread_local as os_thread_local;
+
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
