@@ -126,8 +126,10 @@ fn a_range_store_refused_by_a_late_head_record_stores_nothing() {
             }
         }
     });
-    // The race must have been met, or the test checked nothing.
-    assert!(refused > 0, "no store_range was ever refused");
+    // The race must have been met, or the test checked nothing. Under Miri (0.05 s of
+    // budget, and its scheduler's coarse preemption) a refusal may never come: there the
+    // test checks what it meets.
+    assert!(refused > 0 || cfg!(miri), "no store_range was ever refused");
 }
 
 /// `erase_range` refuses a range with a lock in it *without erasing anything*; a lock
