@@ -29,7 +29,8 @@
 # The default set is every other test binary: the tree's (lib, tests/xarray/ without
 # those two modules: smoke, stress, model, type_sizes; xarray_memory), the range locks'
 # (tests/lock/: model, fairness, races, safety, sealed, stress, wait_table,
-# async_acquire; lock_memory, lock_rss), the page cache's (tests/mapping/: model, oracle,
+# async_acquire; lock_memory; lock_rss, whose one test is ignored under Miri: it reads
+# /proc), the page cache's (tests/mapping/: model, oracle,
 # scenarios, eviction_undo, edits, writeback, detach) and the lockdep binaries (empty
 # without the feature), which shrink their sizes under Miri; the fuzz_replay binary's
 # tests are ignored under Miri (isolation forbids reading the corpus folder).

@@ -100,6 +100,12 @@ fn churn(items: &[u64]) {
 /// free nodes below; and an empty tree, where locks are head records or push down into
 /// fresh roots.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads /proc/self/status, which Miri's isolation forbids (and the resident set \
+              of the interpreter would say nothing about the crate); tests/lock_memory.rs \
+              covers the lock paths' allocations under Miri"
+)]
 fn lock_churn_keeps_the_resident_set_flat() {
     churn(&[0]);
     churn(&[0, u64::MAX]);
