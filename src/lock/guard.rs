@@ -40,6 +40,15 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
         self.first == 0 && self.last == u64::MAX
     }
 
+    /// Opens the entries still sealed in the tree (and wakes the holders waiting to
+    /// join them); the caller keeps its thread's held list in step.
+    fn open_sealed(&mut self) {
+        let blocks = core::mem::take(&mut self.sealed);
+        let mut lc = LockCursor::new(self.xa);
+        lc.unseal(blocks);
+        lc.pending_closed();
+    }
+
     /// Gives the range back: one compare-exchange of the head for an entry there that
     /// is the tree's only one (a whole-range entry with one holder, or a lock record),
     /// else a walk.
@@ -203,11 +212,8 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
         if h.sealed.is_empty() {
             return;
         }
-        let blocks = core::mem::take(&mut h.sealed);
         held::set_sealed(h.tree(), h.first, h.last, h.mode, false);
-        let mut lc = LockCursor::new(h.xa);
-        lc.unseal(blocks);
-        lc.pending_closed();
+        h.open_sealed();
     }
 
     /// Puts `evicted` (entries this guard evicted and holds alone: Exclusive, or still
@@ -385,10 +391,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'a, T, SLOT
             return;
         }
         // In no thread's held list (detached, or a task's): only the tree changes.
-        let blocks = core::mem::take(&mut h.sealed);
-        let mut lc = LockCursor::new(h.xa);
-        lc.unseal(blocks);
-        lc.pending_closed();
+        h.open_sealed();
     }
 
     /// See [`RangeGuard::publish`]: replaces this one-index Exclusive lock by `item`;
