@@ -22,27 +22,13 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use rangelock::{LockMode, XArray};
-
-/// Polls `future` on this thread with a no-op waker until it resolves (an uncontended
-/// acquisition resolves on its first poll).
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::yield_now();
-    }
-}
+use rangelock_testkit::executor::block_on;
 
 /// Items at every index of `0..4096` but those `≡ 7 (mod 64)`: a one-index lock there
 /// walks into a populated leaf (no head fast path).
@@ -233,16 +219,9 @@ fn tasks_1000(c: &mut Criterion) {
     assert!(xa.get(0).is_empty(), "a range was left locked");
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1500))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = rangelock_testkit::bench::short_runs();
     targets = uncontended, tasks_1000
 }
 

@@ -24,7 +24,6 @@
 use std::hint::black_box;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use range_mutex::RangeMutex;
@@ -294,16 +293,9 @@ fn disjoint_threads(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1500))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = rangelock_testkit::bench::short_runs();
     targets = one_index, unaligned_256, worst_aligned, whole, disjoint_threads
 }
 

@@ -37,7 +37,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hint::black_box;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
@@ -521,18 +521,11 @@ fn iteration(c: &mut Criterion) {
     group.finish();
 }
 
-/// Short runs: about 2 s per benchmark, so the whole file takes a few minutes on two
-/// cores. Command-line flags (`--measurement-time`, `--sample-size`) still override.
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1500))
-}
+// Short runs (testkit's `bench::short_runs`): about 2 s per benchmark.
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = rangelock_testkit::bench::short_runs();
     targets = dense_lookups, dense_misses, sparse_lookups, writes, iteration
 }
 criterion_main!(benches);

@@ -358,18 +358,11 @@ fn lockdep_cost(c: &mut Criterion) {
     group.finish();
 }
 
-/// Short runs, like `benches/lookup.rs`: about 2 s per benchmark. Command-line flags
-/// (`--measurement-time`, `--sample-size`) still override.
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1500))
-}
+// Short runs (testkit's `bench::short_runs`): about 2 s per benchmark.
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = rangelock_testkit::bench::short_runs();
     targets = one_index, whole_range, empty_range, disjoint_threads, lockdep_cost
 }
 

@@ -4,6 +4,8 @@
 //! | module | what | used by |
 //! |---|---|---|
 //! | [`counting_alloc`] | a per-thread counting `#[global_allocator]` | `tests/xarray_memory.rs`, `tests/lock_memory.rs`, `benches/lock_cost.rs`, `examples/quickstart.rs`, `compare/benches/range_lock.rs`, `compare/examples/mixed_io` |
+//! | [`executor`] | `block_on`: poll with a no-op waker until ready | `benches/lock_async.rs`, `tests/mapping/detach.rs` |
+//! | [`bench`](mod@bench) | the benches' shared criterion settings | `benches/`, `compare/benches/range_lock.rs` |
 //! | [`threads`] | run a closure on n threads released together; the disjoint-lockers workload | `benches/lookup.rs`, `benches/lock_cost.rs`, `compare/benches/range_lock.rs` |
 //!
 //! The test-only models, op decoders and harnesses stay in `tests/support/` (mounted by
@@ -15,5 +17,7 @@
     missing_docs
 )]
 
+pub mod bench;
 pub mod counting_alloc;
+pub mod executor;
 pub mod threads;

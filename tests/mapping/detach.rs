@@ -7,15 +7,15 @@
 #![cfg(not(loom))]
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 use std::thread;
 use std::time::Duration;
 
 use rangelock::mapping::{DirectIoKind, Mapping, MappingError};
 use rangelock::{Entry, LockError};
+use rangelock_testkit::executor::block_on;
 
 #[test]
 fn a_detached_direct_io_completes_on_another_thread() {
@@ -58,18 +58,6 @@ fn a_detached_direct_io_completes_on_another_thread() {
 }
 
 // `Mapping::fault_async`: the fault with a device read that is a future.
-
-/// Polls `future` on this thread with a no-op waker until it resolves.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        thread::yield_now();
-    }
-}
 
 /// `fault_async` returns what `fault` returns: a fill, a hit (its fill unpolled), a
 /// page past the end of file, a failed read (nothing cached, the next fault fills).
