@@ -59,6 +59,9 @@ cargo test --release -p rangelock --test loom -- fsync:: "$@"
 # Async acquisition (tests/loom/async_acquire.rs): waker registration vs release, cancel
 # vs grant; under a second, both capped at one preemption.
 cargo test --release -p rangelock --test loom -- async_acquire:: "$@"
+# A range store against the lock fast path on an empty tree (tests/loom/range_write.rs):
+# two preemptions, about 45 s.
+cargo test --release -p rangelock --test loom -- range_write:: "$@"
 # The negative controls (tests/loom/mutations.rs): each race passes as built and must
 # fail with one protection of the per-node write protocol or the lock records switched
 # off (rangelock::mutation); about 20 s at two preemptions.

@@ -9,6 +9,7 @@
 //!   against eviction, the sealed hand-off, truncate against fault);
 //! - `fsync`: write-back against a failed hand-off (issue 11);
 //! - `async_acquire`: waker registration against release, cancel against grant;
+//! - `range_write`: a range store against the lock fast path on an empty tree;
 //! - `mutations`: negative controls of the per-node write protocol and the lock records
 //!   (each race passes as built and fails with one protection switched off).
 //!
@@ -25,4 +26,5 @@ mod fsync;
 mod lock;
 mod mapping;
 mod mutations;
+mod range_write;
 mod xarray;
