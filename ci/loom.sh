@@ -62,6 +62,10 @@ cargo test --release -p rangelock --test loom -- async_acquire:: "$@"
 # A range store against the lock fast path on an empty tree (tests/loom/range_write.rs):
 # two preemptions, about 45 s.
 cargo test --release -p rangelock --test loom -- range_write:: "$@"
+# The lock fast paths inside a node (tests/loom/slot_fast.rs): claims of empty slots and
+# releases of one-holder entries against each other, a queued task and an erase, with
+# their negative controls; about 5 s at two preemptions.
+cargo test --release -p rangelock --test loom -- slot_fast:: "$@"
 # The negative controls (tests/loom/mutations.rs): each race passes as built and must
 # fail with one protection of the per-node write protocol or the lock records switched
 # off (rangelock::mutation); about 20 s at two preemptions.

@@ -24,9 +24,12 @@ pub enum Mutation {
     /// `Node::lock` ignores the obsolete flag: a writer that walked to a node which has
     /// since been unlinked writes into the dead node.
     ObsoleteIgnored,
-    /// `WriteCursor::lock_at` keeps the word it read on its unlocked walk instead of
-    /// reading the slot again under the lock: a writer acts on a slot another writer
-    /// has changed meanwhile (e.g. splits a multi-index entry that was split already).
+    /// `WriteCursor::lock_at`, and the lock fast paths inside a node
+    /// (`xarray/slot_fast.rs`), keep what they read on their unlocked walk instead of
+    /// reading the slots again under the lock: a writer acts on a slot another writer
+    /// has changed meanwhile (splits a multi-index entry that was split already, claims
+    /// a slot another locker has just claimed, empties an entry whose waiter has just
+    /// queued on it).
     SlotNotReread,
     /// A lock-free reader of a lock record does not check the record's sequence number
     /// after reading its bounds: it can combine the bounds of two publications of one

@@ -208,9 +208,14 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         patience: Patience,
     ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
         crate::lockdep::check(self, range, mode, patience != Patience::None);
-        // The fast path: an empty tree's head becomes the lock entry (the whole range)
-        // or a lock record with the range's bounds, by one compare-exchange.
-        if self.try_lock_empty_head(range.first, range.last, LockState::single(mode)) {
+        // The fast paths: an empty tree's head becomes the lock entry (the whole range)
+        // or a lock record with the range's bounds, by one compare-exchange; or one
+        // empty slot of a node that contains the range becomes its entry, under that
+        // node's lock. Neither can conflict with anything, this thread's locks included.
+        let state = LockState::single(mode);
+        if self.try_lock_empty_head(range.first, range.last, state)
+            || self.try_lock_empty_slots(range.first, range.last, state)
+        {
             return Ok(RangeGuard::new(
                 self,
                 range.first,

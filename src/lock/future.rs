@@ -252,10 +252,10 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
             State::Start(Some(error)) => Poll::Ready(Err(error)),
             State::Start(None) => {
                 let c = &self.claim;
+                let state = LockState::single(c.mode);
                 if !c.keep_items
-                    && self
-                        .xa
-                        .try_lock_empty_head(c.first, c.last, LockState::single(c.mode))
+                    && (self.xa.try_lock_empty_head(c.first, c.last, state)
+                        || self.xa.try_lock_empty_slots(c.first, c.last, state))
                 {
                     return Poll::Ready(Ok(None));
                 }

@@ -50,17 +50,18 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
     }
 
     /// Gives the range back: one compare-exchange of the head for an entry there that
-    /// is the tree's only one (a whole-range entry with one holder, or a lock record),
-    /// else a walk.
+    /// is the tree's only one (a whole-range entry with one holder, or a lock record);
+    /// one slot emptied under its node's lock for a one-holder entry that lies in one
+    /// slot; else a walk.
     #[inline]
     fn release(self) {
-        if self.sealed.is_empty()
-            && !self.restore
-            && self
-                .xa
-                .try_release_head(self.is_whole(), LockState::single(self.mode))
-        {
-            return;
+        if self.sealed.is_empty() && !self.restore {
+            let state = LockState::single(self.mode);
+            if self.xa.try_release_head(self.is_whole(), state)
+                || (!self.is_whole() && self.xa.try_release_slots(self.first, self.last, state))
+            {
+                return;
+            }
         }
         self.release_slow();
     }

@@ -24,7 +24,8 @@
 //!   node is fully built before one `Release` store publishes it, and an unlinked node
 //!   or item is *retired*: freed by the epoch (nodes go back to the tree's node cache)
 //!   once no reader can hold it. The one change made with no lock at all is the lock
-//!   layer's fast path on an empty head (`head.rs`).
+//!   layer's fast path on an empty head (`head.rs`); its fast path inside a node
+//!   (`slot_fast.rs`) locks that node alone and needs no cursor.
 //!
 //! # Semantics
 //!
@@ -51,6 +52,7 @@ pub(crate) mod node;
 mod range_write;
 mod read_guard;
 pub(crate) mod record;
+mod slot_fast;
 pub(crate) mod span;
 pub(crate) mod store;
 pub(crate) mod tree;

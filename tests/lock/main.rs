@@ -7,6 +7,8 @@
 //! - `fairness`: bounded overtaking, counted in grants;
 //! - `races`: the plain writers against the lock fast path;
 //! - `sealed`: sealed entries and their hand-off;
+//! - `slot_fast`: what the lock fast paths inside a node leave behind, and where they
+//!   hand over to the general path;
 //! - `wait_table`: the shared wait table;
 //! - `async_acquire`: acquisition from futures;
 //! - `stress`: many threads locking overlapping ranges.
@@ -24,5 +26,6 @@ mod model;
 mod races;
 mod safety;
 mod sealed;
+mod slot_fast;
 mod stress;
 mod wait_table;

@@ -11,7 +11,9 @@
 //! - `async_acquire`: waker registration against release, cancel against grant;
 //! - `range_write`: a range store against the lock fast path on an empty tree;
 //! - `mutations`: negative controls of the per-node write protocol and the lock records
-//!   (each race passes as built and fails with one protection switched off).
+//!   (each race passes as built and fails with one protection switched off);
+//! - `slot_fast`: the lock fast paths inside a node (claims of empty slots, releases of
+//!   one-holder entries) against each other, a queued waiter and an erase.
 //!
 //! The modules need different preemption bounds, so `ci/loom.sh` runs the binary once
 //! per module with a test-name filter (`xarray::`, `lock::`, ...) and that module's
@@ -27,4 +29,5 @@ mod lock;
 mod mapping;
 mod mutations;
 mod range_write;
+mod slot_fast;
 mod xarray;

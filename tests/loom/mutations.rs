@@ -26,12 +26,12 @@ use rangelock::{Entry, LockMode, XArray};
 
 /// A tree of 4-slot nodes: indices below 4 live in a root leaf; `4..16` needs a root of
 /// shift 2 with leaves (or multi-index entries) below it.
-type Tree = XArray<u64, 4>;
+pub(crate) type Tree = XArray<u64, 4>;
 
 /// Runs `race` under loom on fresh trees from the global collector and asserts that it
 /// passes; then runs it with `mutation` switched on (on trees with their own collector)
 /// and asserts that it fails with a message containing one of `caught_by`.
-fn passes_and_catches(
+pub(crate) fn passes_and_catches(
     mutation: Mutation,
     caught_by: &[&str],
     race: impl Fn(loom::sync::Arc<Tree>) + Sync + Send + Copy + 'static,
@@ -65,7 +65,7 @@ fn passes_and_catches(
 }
 
 /// The entries of the tree, as (first index, what) pairs.
-fn contents(xa: &Tree) -> Vec<(u64, String)> {
+pub(crate) fn contents(xa: &Tree) -> Vec<(u64, String)> {
     xa.iter(..)
         .map(|(span, entry)| (*span.start(), format!("{entry:?}")))
         .collect()
@@ -73,7 +73,7 @@ fn contents(xa: &Tree) -> Vec<(u64, String)> {
 
 /// Asserts that `index` is locked Exclusive by one holder.
 #[track_caller]
-fn assert_locked(xa: &Tree, index: u64) {
+pub(crate) fn assert_locked(xa: &Tree, index: u64) {
     match xa.get(index) {
         Entry::Locked { mode, holders } => {
             assert_eq!((mode, holders), (LockMode::Exclusive, 1));
