@@ -13,21 +13,92 @@ use crate::xarray::lock_word::LockState;
 use crate::xarray::span::Block;
 use crate::xarray::XArray;
 
-/// The state both guard types share: the tree, the range, the mode, the evicted entries.
+/// The state both guard types share: the tree, the range, the mode, and what only some
+/// guards have (kept out of line, so that the common guard, which evicted nothing, is
+/// five words and moves cheaply).
 struct Held<'a, T: Send + Sync + 'static, const SLOTS: usize> {
     xa: &'a XArray<T, SLOTS>,
     first: u64,
     last: u64,
     mode: LockMode,
-    evicted: Vec<Evicted<T>>,
     /// Put the evicted entries back on release (a fill that failed), instead of
     /// leaving the indices empty.
     restore: bool,
+    /// `None` while the guard has no evicted entry and nothing sealed.
+    extra: Option<Box<Extra<T>>>,
+}
+
+/// The evicted entries and the sealed blocks of a guard that has any.
+struct Extra<T> {
+    evicted: Vec<Evicted<T>>,
     /// Entries still sealed (`pending`) by a sealed acquisition.
     sealed: Vec<Block>,
 }
 
-impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
+impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
+    fn new(
+        xa: &'a XArray<T, SLOTS>,
+        first: u64,
+        last: u64,
+        mode: LockMode,
+        evicted: Vec<Evicted<T>>,
+    ) -> Self {
+        let extra = (!evicted.is_empty()).then(|| {
+            Box::new(Extra {
+                evicted,
+                sealed: Vec::new(),
+            })
+        });
+        Held {
+            xa,
+            first,
+            last,
+            mode,
+            restore: false,
+            extra,
+        }
+    }
+
+    fn evicted(&self) -> &[Evicted<T>] {
+        self.extra.as_ref().map_or(&[], |e| &e.evicted)
+    }
+
+    fn take_evicted(&mut self) -> Vec<Evicted<T>> {
+        self.extra
+            .as_mut()
+            .map(|e| core::mem::take(&mut e.evicted))
+            .unwrap_or_default()
+    }
+
+    fn sealed(&self) -> &[Block] {
+        self.extra.as_ref().map_or(&[], |e| &e.sealed)
+    }
+
+    fn is_sealed(&self) -> bool {
+        !self.sealed().is_empty()
+    }
+
+    fn take_sealed(&mut self) -> Vec<Block> {
+        self.extra
+            .as_mut()
+            .map(|e| core::mem::take(&mut e.sealed))
+            .unwrap_or_default()
+    }
+
+    fn set_sealed(&mut self, sealed: Vec<Block>) {
+        if sealed.is_empty() && self.extra.is_none() {
+            return;
+        }
+        self.extra
+            .get_or_insert_with(|| {
+                Box::new(Extra {
+                    evicted: Vec::new(),
+                    sealed: Vec::new(),
+                })
+            })
+            .sealed = sealed;
+    }
+
     fn tree(&self) -> u64 {
         self.xa.id
     }
@@ -43,7 +114,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
     /// Opens the entries still sealed in the tree (and wakes the holders waiting to
     /// join them); the caller keeps its thread's held list in step.
     fn open_sealed(&mut self) {
-        let blocks = core::mem::take(&mut self.sealed);
+        let blocks = self.take_sealed();
         let mut lc = LockCursor::new(self.xa);
         lc.unseal(blocks);
         lc.pending_closed();
@@ -55,7 +126,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
     /// slot; else a walk.
     #[inline]
     fn release(self) {
-        if self.sealed.is_empty() && !self.restore {
+        if !self.is_sealed() && !self.restore {
             let state = LockState::single(self.mode);
             if self.xa.try_release_head(self.is_whole(), state)
                 || (!self.is_whole() && self.xa.try_release_slots(self.first, self.last, state))
@@ -69,15 +140,15 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
     #[inline(never)]
     fn release_slow(mut self) {
         let mut lc = LockCursor::new(self.xa);
-        if self.restore && !self.evicted.is_empty() {
-            let evicted = core::mem::take(&mut self.evicted);
+        if self.restore && !self.evicted().is_empty() {
+            let evicted = self.take_evicted();
             lc.release_restoring(self.first, self.last, evicted);
-            if !self.sealed.is_empty() {
+            if self.is_sealed() {
                 lc.pending_closed();
             }
             return;
         }
-        if !self.sealed.is_empty() {
+        if self.is_sealed() {
             // Released unopened: the entries go with the rest of the range, then the
             // count of pending acquisitions drops.
             lc.release(self.first, self.last);
@@ -96,7 +167,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> Held<'_, T, SLOTS> {
         }
         let mut lc = LockCursor::new(self.xa);
         lc.publish(self.first, item);
-        if !self.sealed.is_empty() {
+        if self.is_sealed() {
             // A sealed one-index guard over an evicted item: its entry, pending until
             // now, was replaced by the item.
             lc.pending_closed();
@@ -165,15 +236,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
         held::push(xa.id, first, last, mode);
         crate::lockdep::granted(xa, first, last, mode);
         RangeGuard {
-            held: Some(Held {
-                xa,
-                first,
-                last,
-                mode,
-                evicted,
-                restore: false,
-                sealed: Vec::new(),
-            }),
+            held: Some(Held::new(xa, first, last, mode, evicted)),
             _not_send: PhantomData,
         }
     }
@@ -195,14 +258,14 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
         if !sealed.is_empty() {
             held::set_sealed(h.tree(), h.first, h.last, h.mode, true);
         }
-        h.sealed = sealed;
+        h.set_sealed(sealed);
         self
     }
 
     /// Whether entries of this guard are still sealed (see
     /// [`lock_range_sealed`](XArray::lock_range_sealed)).
     pub fn is_sealed(&self) -> bool {
-        !self.held().sealed.is_empty()
+        self.held().is_sealed()
     }
 
     /// Opens the entries that [`lock_range_sealed`](XArray::lock_range_sealed) made by
@@ -210,7 +273,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
     /// nothing for a guard with nothing sealed.
     pub fn unseal(&mut self) {
         let h = self.held.as_mut().expect("a live guard");
-        if h.sealed.is_empty() {
+        if !h.is_sealed() {
             return;
         }
         held::set_sealed(h.tree(), h.first, h.last, h.mode, false);
@@ -227,14 +290,14 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
             h.mode == LockMode::Exclusive
                 || evicted
                     .iter()
-                    .all(|e| h.sealed.iter().any(|b| b.first == e.block.first)),
+                    .all(|e| h.sealed().iter().any(|b| b.first == e.block.first)),
             "restoring entries that others may share"
         );
         // One ascending walk: each index is put back or released in the step that
         // visits it, and never touched again.
         let mut lc = LockCursor::new(h.xa);
         lc.release_restoring(h.first, h.last, evicted);
-        if !h.sealed.is_empty() {
+        if h.is_sealed() {
             lc.pending_closed();
         }
     }
@@ -260,7 +323,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
 
     /// The items and values the acquisition removed from the range, in index order.
     pub fn evicted(&self) -> &[Evicted<T>] {
-        &self.held().evicted
+        self.held().evicted()
     }
 
     /// Takes the evicted entries (to write dirty pages back, say).
@@ -335,15 +398,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'a, T, SLOT
         evicted: Vec<Evicted<T>>,
     ) -> Self {
         DetachedGuard {
-            held: Some(Held {
-                xa,
-                first,
-                last,
-                mode,
-                evicted,
-                restore: false,
-                sealed: Vec::new(),
-            }),
+            held: Some(Held::new(xa, first, last, mode, evicted)),
         }
     }
 
@@ -363,7 +418,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'a, T, SLOT
 
     /// See [`RangeGuard::evicted`].
     pub fn evicted(&self) -> &[Evicted<T>] {
-        &self.held().evicted
+        self.held().evicted()
     }
 
     /// See [`RangeGuard::take_evicted`].
@@ -374,13 +429,13 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'a, T, SLOT
     /// Records the entries a sealed asynchronous acquisition left sealed (no held list:
     /// a task's guard is in none).
     pub(crate) fn with_sealed(mut self, sealed: Vec<Block>) -> Self {
-        self.held.as_mut().expect("a live guard").sealed = sealed;
+        self.held.as_mut().expect("a live guard").set_sealed(sealed);
         self
     }
 
     /// See [`RangeGuard::is_sealed`].
     pub fn is_sealed(&self) -> bool {
-        !self.held().sealed.is_empty()
+        self.held().is_sealed()
     }
 
     /// See [`RangeGuard::unseal`]: opens the entries that
@@ -388,7 +443,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'a, T, SLOT
     /// detached) made by evicting to other compatible holders.
     pub fn unseal(&mut self) {
         let h = self.held.as_mut().expect("a live guard");
-        if h.sealed.is_empty() {
+        if !h.is_sealed() {
             return;
         }
         // In no thread's held list (detached, or a task's): only the tree changes.
@@ -414,7 +469,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'a, T, SLOT
 fn take_evicted<T: Send + Sync + 'static, const SLOTS: usize>(
     held: &mut Option<Held<'_, T, SLOTS>>,
 ) -> Vec<Evicted<T>> {
-    core::mem::take(&mut held.as_mut().expect("a live guard").evicted)
+    held.as_mut().expect("a live guard").take_evicted()
 }
 
 impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for DetachedGuard<'_, T, SLOTS> {

@@ -203,8 +203,12 @@ impl RecordPool {
     pub(crate) fn free(&self, record: *const LockRecord) {
         // SAFETY: as in `alloc`; the caller has unlinked the record from its slot.
         let r = unsafe { &*record };
-        let seq = r.seq.fetch_add(1, Ordering::AcqRel);
+        // Only the thread that unlinked the record writes it now (readers only load), so
+        // a plain store makes `seq` odd: no read-modify-write needed. Release: a reader
+        // that sees the odd `seq` sees it after the slot change that unlinked the record.
+        let seq = r.seq.load(Ordering::Relaxed);
         debug_assert!(seq & 1 == 0, "freeing a free record");
+        r.seq.store(seq.wrapping_add(1), Ordering::Release);
         let record = RecordPtr(NonNull::from(r));
         self.give_cached(record);
     }

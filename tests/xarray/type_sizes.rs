@@ -8,10 +8,11 @@ use rangelock::mapping::{Mapping, Page, PageLock};
 use rangelock::{DetachedGuard, RangeGuard, RangeLock, XArray};
 
 /// (XArray, Mapping, RangeLock, RangeGuard, DetachedGuard, Page, PageLock): measured
-/// before the feature existed.
-const WITHOUT: [usize; 7] = [80, 112, 80, 80, 80, 12, 24];
+/// before the feature existed, except the guards, which shrank from 80 to 40 bytes when
+/// their evicted entries and sealed blocks moved out of line (issue 12).
+const WITHOUT: [usize; 7] = [80, 112, 80, 40, 40, 12, 24];
 /// The same with `--features lockdep`.
-const WITH: [usize; 7] = [88, 120, 88, 80, 80, 12, 32];
+const WITH: [usize; 7] = [88, 120, 88, 40, 40, 12, 32];
 
 fn sizes() -> [usize; 7] {
     [

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
@@ -420,10 +420,14 @@ fn a_blocking_waiter_is_not_starved_by_tasks() {
     let xa: Arc<XArray<u64>> = Arc::new(XArray::new());
     xa.store(100, Arc::new(0)).unwrap(); // no head fast path
     let stop = Arc::new(AtomicBool::new(false));
+    // Grants to the tasks so far: the blocking rounds start only once the tasks contend
+    // (a round on an uncontended range takes well under a microsecond, so they could all
+    // be over before the runtime has polled a task).
+    let granted = Arc::new(AtomicU64::new(0));
     let rt = runtime(2);
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let (xa, stop) = (xa.clone(), stop.clone());
+        let (xa, stop, granted) = (xa.clone(), stop.clone(), granted.clone());
         tasks.push(rt.spawn(async move {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -431,6 +435,7 @@ fn a_blocking_waiter_is_not_starved_by_tasks() {
                     .lock_range_async(0..8, LockMode::Exclusive)
                     .await
                     .unwrap();
+                granted.fetch_add(1, Ordering::Relaxed);
                 tokio::task::yield_now().await;
                 drop(g);
                 n += 1;
@@ -442,6 +447,9 @@ fn a_blocking_waiter_is_not_starved_by_tasks() {
     let xa2 = xa.clone();
     let rounds = iterations(200);
     thread::spawn(move || {
+        while granted.load(Ordering::Relaxed) == 0 {
+            thread::yield_now();
+        }
         for _ in 0..rounds {
             drop(xa2.lock_range(2..4, LockMode::Exclusive).unwrap());
         }
@@ -467,13 +475,16 @@ fn a_task_is_not_starved_by_blocking_waiters() {
     let xa: Arc<XArray<u64>> = Arc::new(XArray::new());
     xa.store(100, Arc::new(0)).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
+    // Grants to the threads so far: the task's rounds start only once they contend.
+    let granted = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..4)
         .map(|_| {
-            let (xa, stop) = (xa.clone(), stop.clone());
+            let (xa, stop, granted) = (xa.clone(), stop.clone(), granted.clone());
             thread::spawn(move || {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let g = xa.lock_range(0..8, LockMode::Exclusive).unwrap();
+                    granted.fetch_add(1, Ordering::Relaxed);
                     thread::yield_now();
                     drop(g);
                     n += 1;
@@ -483,6 +494,9 @@ fn a_task_is_not_starved_by_blocking_waiters() {
         })
         .collect();
     let rounds = iterations(200);
+    while granted.load(Ordering::Relaxed) == 0 {
+        thread::yield_now();
+    }
     let finished = runtime(2).block_on(async {
         tokio::time::timeout(Duration::from_secs(30), async {
             for _ in 0..rounds {
