@@ -146,6 +146,16 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
         let range = lock_span(&range)?;
         crate::lockdep::check(self, range, mode, true);
+        if self.try_lock_fast(range, mode) {
+            // Nothing evicted: nothing to seal (a direct IO over a region with no pages).
+            return Ok(RangeGuard::new(
+                self,
+                range.first,
+                range.last,
+                mode,
+                Vec::new(),
+            ));
+        }
         let mut c = Claim::new(range, mode, false);
         c.seal = true;
         match self.run_claim(&mut c, Patience::Forever)? {
@@ -208,14 +218,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         patience: Patience,
     ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
         crate::lockdep::check(self, range, mode, patience != Patience::None);
-        // The fast paths: an empty tree's head becomes the lock entry (the whole range)
-        // or a lock record with the range's bounds, by one compare-exchange; or one
-        // empty slot of a node that contains the range becomes its entry, under that
-        // node's lock. Neither can conflict with anything, this thread's locks included.
-        let state = LockState::single(mode);
-        if self.try_lock_empty_head(range.first, range.last, state)
-            || self.try_lock_empty_slots(range.first, range.last, state)
-        {
+        if self.try_lock_fast(range, mode) {
             return Ok(RangeGuard::new(
                 self,
                 range.first,
@@ -225,6 +228,18 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             ));
         }
         self.acquire_slow(range, mode, patience)
+    }
+
+    /// The fast paths: an empty tree's head becomes the lock entry (the whole range) or a
+    /// lock record with the range's bounds, by one compare-exchange; or the empty slots
+    /// of the node that covers the range become its entries, under that node's lock.
+    /// Either finds nothing in the range, so it conflicts with nobody (this thread's
+    /// locks included), evicts nothing and seals nothing.
+    #[inline]
+    pub(crate) fn try_lock_fast(&self, range: Inclusive, mode: LockMode) -> bool {
+        let state = LockState::single(mode);
+        self.try_lock_empty_head(range.first, range.last, state)
+            || self.try_lock_empty_slots(range.first, range.last, state)
     }
 
     #[inline(never)]

@@ -64,7 +64,7 @@ use super::guard::DetachedGuard;
 use super::lock_cursor::LockCursor;
 use super::LockMode;
 use crate::sync::ItemArc as Arc;
-use crate::xarray::lock_word::LockState;
+use crate::xarray::span::Inclusive;
 use crate::xarray::XArray;
 
 /// Where a [`LockRangeFuture`] stands.
@@ -252,11 +252,11 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
             State::Start(Some(error)) => Poll::Ready(Err(error)),
             State::Start(None) => {
                 let c = &self.claim;
-                let state = LockState::single(c.mode);
-                if !c.keep_items
-                    && (self.xa.try_lock_empty_head(c.first, c.last, state)
-                        || self.xa.try_lock_empty_slots(c.first, c.last, state))
-                {
+                let range = Inclusive {
+                    first: c.first,
+                    last: c.last,
+                };
+                if !c.keep_items && self.xa.try_lock_fast(range, c.mode) {
                     return Poll::Ready(Ok(None));
                 }
                 self.walk(cx.waker())
