@@ -312,11 +312,14 @@ fn a_minimal_executor_is_woken_by_the_release() {
     let (range, wakes) = thread::scope(|s| {
         s.spawn(move || {
             rx.recv().unwrap();
-            thread::sleep(Duration::from_millis(20));
             drop(held);
         });
         block_on_counting(async {
-            let future = lock.lock_async(50..150, LockMode::Shared);
+            let mut future = pin!(lock.lock_async(50..150, LockMode::Shared));
+            // One poll by hand: the range is held, so the future queues (its waker
+            // registered); only then does the holder release (no timing involved).
+            let first = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+            assert!(first.is_pending(), "granted while the range was held");
             tx.send(()).unwrap();
             future.await.map(|g| g.range())
         })
