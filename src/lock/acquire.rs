@@ -146,15 +146,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
         let range = lock_span(&range)?;
         crate::lockdep::check(self, range, mode, true);
-        if self.try_lock_fast(range, mode) {
+        if let Some(guard) = self.lock_fast(range, mode) {
             // Nothing evicted: nothing to seal (a direct IO over a region with no pages).
-            return Ok(RangeGuard::new(
-                self,
-                range.first,
-                range.last,
-                mode,
-                Vec::new(),
-            ));
+            return Ok(guard);
         }
         let mut c = Claim::new(range, mode, false);
         c.seal = true;
@@ -218,16 +212,17 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         patience: Patience,
     ) -> Result<RangeGuard<'_, T, SLOTS>, LockError> {
         crate::lockdep::check(self, range, mode, patience != Patience::None);
-        if self.try_lock_fast(range, mode) {
-            return Ok(RangeGuard::new(
-                self,
-                range.first,
-                range.last,
-                mode,
-                Vec::new(),
-            ));
+        if let Some(guard) = self.lock_fast(range, mode) {
+            return Ok(guard);
         }
         self.acquire_slow(range, mode, patience)
+    }
+
+    /// [`try_lock_fast`](Self::try_lock_fast), and the guard of what it locked.
+    #[inline]
+    fn lock_fast(&self, range: Inclusive, mode: LockMode) -> Option<RangeGuard<'_, T, SLOTS>> {
+        self.try_lock_fast(range, mode)
+            .then(|| RangeGuard::new(self, range.first, range.last, mode, Vec::new()))
     }
 
     /// The fast paths: an empty tree's head becomes the lock entry (the whole range) or a
