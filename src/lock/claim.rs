@@ -49,7 +49,7 @@ use super::evicted::Evicted;
 use super::lock_cursor::{LockCursor, LockEntry};
 use super::LockMode;
 use crate::sync::ItemArc as Arc;
-use crate::xarray::cursor::Located;
+use crate::xarray::cursor::{Located, Slot};
 use crate::xarray::entry::{self, Kind, EMPTY};
 use crate::xarray::lock_word::LockState;
 use crate::xarray::span::{Block, Inclusive};
@@ -243,9 +243,23 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'_, T, SLOTS> {
                 };
                 if e.lock_state().holders == 0 && !e.is(p, q) {
                     // Taking part of a reserved entry would leave reserved pieces that no
-                    // waiter names: dissolve it instead (its waiters walk again).
-                    self.dissolve(&e);
-                    return SlotStep::Again;
+                    // waiter names: dissolve it instead (its waiters walk again), and take
+                    // this part of the emptied slot at once, under the same lock. Were the
+                    // lock let go in between, a waiter just woken (or a newcomer's fast
+                    // path, which claims empty slots) could take the slot first, and the
+                    // acquisition the reservation was for could lose it again and again.
+                    if !self.dissolve(&e) {
+                        return SlotStep::Again;
+                    }
+                    return match at.slot {
+                        Slot::In(..) => {
+                            let emptied = Located { word: EMPTY, ..*at };
+                            self.claim_slot(c, &emptied, p, q)
+                        }
+                        // The head's whole-range entry: its empty head races with the
+                        // fast paths; locate again.
+                        Slot::Head => SlotStep::Again,
+                    };
                 }
                 if !e.is(p, q) || e.is_head_record() {
                     self.push_down(at, p);
