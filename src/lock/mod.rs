@@ -21,6 +21,10 @@
 //!   compare-exchange of the tree's head (`EMPTY` -> a one-holder entry over everything,
 //!   or a lock record with the range's bounds), its release one compare-exchange back,
 //!   and the whole range's downgrade one compare-exchange from Exclusive to Shared.
+//!   Inside a node (`xarray/slot_fast.rs`): a range whose slots in the one node that
+//!   covers it are all empty becomes one word per slot under that node's lock alone,
+//!   and its release, while nobody else holds or waits on those entries and the node
+//!   keeps another entry, empties them the same way.
 //! * **Release** (dropping a [`RangeGuard`], also on unwind): decrement every entry of
 //!   the range; an entry whose last holder leaves is removed, or kept *reserved* while
 //!   acquirers are queued on it, and the front of its queue is woken. Entries without
