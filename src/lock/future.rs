@@ -207,11 +207,11 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
         self.state = State::Finished;
         let c = &mut self.claim;
         let evicted = core::mem::take(&mut c.evicted);
-        let sealed = if c.seal {
-            evicted.iter().map(|e| e.block).collect()
-        } else {
-            Vec::new()
-        };
+        if !c.seal || evicted.is_empty() {
+            // Nothing sealed (the common case, and every fast path).
+            return DetachedGuard::new(self.xa, c.first, c.last, c.mode, evicted);
+        }
+        let sealed = evicted.iter().map(|e| e.block).collect();
         DetachedGuard::new(self.xa, c.first, c.last, c.mode, evicted).with_sealed(sealed)
     }
 
