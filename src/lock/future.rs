@@ -69,10 +69,12 @@ use crate::xarray::XArray;
 
 /// Where a [`LockRangeFuture`] stands.
 enum State {
-    /// Not polled yet, or the range was invalid.
-    Start(Option<LockError>),
-    /// Its record is queued under `base` with queue position `seq`.
-    Waiting { base: u64, seq: u64 },
+    /// Not polled yet, or the range was invalid (the error boxed: it is rare, and the
+    /// future is moved whole into its executor, so its size is paid on every call).
+    Start(Option<Box<LockError>>),
+    /// Its record is queued: under the key `queued.registered`, with queue position
+    /// `claim.seq`.
+    Waiting,
     /// Walking (between two states; a panic there leaves it so) or done.
     Finished,
 }
@@ -135,7 +137,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             xa: self,
             claim,
             queued: Queued::default(),
-            state: State::Start(error),
+            state: State::Start(error.map(Box::new)),
         }
     }
 
@@ -234,7 +236,11 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
             Walked::Done => Poll::Ready(Ok(None)),
             Walked::Hit(item) => Poll::Ready(Ok(Some(item))),
             Walked::Waiting { base, seq } => {
-                self.state = State::Waiting { base, seq };
+                debug_assert_eq!(
+                    (self.queued.registered, self.claim.seq),
+                    (Some(base), Some(seq))
+                );
+                self.state = State::Waiting;
                 Poll::Pending
             }
             Walked::Failed(error) => Poll::Ready(Err(error)),
@@ -249,7 +255,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Arc<T>>, LockError>> {
         match core::mem::replace(&mut self.state, State::Finished) {
-            State::Start(Some(error)) => Poll::Ready(Err(error)),
+            State::Start(Some(error)) => Poll::Ready(Err(*error)),
             State::Start(None) => {
                 let c = &self.claim;
                 let range = Inclusive {
@@ -261,10 +267,13 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
                 }
                 self.walk(cx.waker())
             }
-            State::Waiting { base, seq } => {
+            State::Waiting => {
+                let (Some(base), Some(seq)) = (self.queued.registered, self.claim.seq) else {
+                    unreachable!("a waiting future's record is registered")
+                };
                 let table = self.xa.wait_table();
                 if !table.poll_woken(self.xa.id, base, seq, cx.waker()) {
-                    self.state = State::Waiting { base, seq };
+                    self.state = State::Waiting;
                     return Poll::Pending;
                 }
                 self.walk(cx.waker())
@@ -292,7 +301,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Future for LockRangeFutur
 impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for LockRangeFuture<'_, T, SLOTS> {
     /// A future dropped while queued gives up as a timeout does.
     fn drop(&mut self) {
-        if let State::Waiting { .. } = self.state {
+        if let State::Waiting = self.state {
             let mut lc = LockCursor::new(self.xa);
             lc.abandon(&mut self.claim, &mut self.queued);
         }
@@ -303,7 +312,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for LockRangeFutur
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Start(_) => "start",
-            State::Waiting { .. } => "waiting",
+            State::Waiting => "waiting",
             State::Finished => "finished",
         };
         f.debug_struct("LockRangeFuture")
