@@ -59,11 +59,8 @@ fn every_strategy_is_consistent_on_a_real_file() {
         let report = workload::run_on(strategy.build().as_ref(), &every_role(), &device)
             .unwrap_or_else(|e| panic!("{}: {e}", strategy.name()));
         let what = format!("{}: {report:?}", strategy.name());
-        assert!(report.total().latency.count() > 0, "{what}");
+        assert_eq!(report.inconsistency(), None, "{what}");
         assert!(report.fsync_checks > 0, "no write-back was checked: {what}");
-        let lost = (report.stale_reads, report.lost_writes, report.fsync_lost);
-        assert_eq!(lost, (0, 0, 0), "{what}");
-        assert!(report.errors.is_empty(), "{what}");
     }
 }
 

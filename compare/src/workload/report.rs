@@ -56,4 +56,21 @@ impl Report {
     pub fn op(&self, op: &str) -> Option<&OpStats> {
         self.ops.iter().find(|o| o.op == op).map(|o| &o.stats)
     }
+
+    /// What the oracle found wrong with the run, if anything: a stale read, a lost
+    /// write, a write-back that lost data, an error of the quiescence check, or no
+    /// completed call at all.
+    pub fn inconsistency(&self) -> Option<String> {
+        let lost = (self.stale_reads, self.lost_writes, self.fsync_lost);
+        if lost != (0, 0, 0) {
+            return Some(format!("(stale reads, lost writes, fsync lost) = {lost:?}"));
+        }
+        if !self.errors.is_empty() {
+            return Some(format!("errors: {:?}", self.errors));
+        }
+        if self.total().latency.count() == 0 {
+            return Some("no call completed".into());
+        }
+        None
+    }
 }
