@@ -209,12 +209,12 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
         self.state = State::Finished;
         let c = &mut self.claim;
         let evicted = core::mem::take(&mut c.evicted);
-        if !c.seal || evicted.is_empty() {
-            // Nothing sealed (the common case, and every fast path).
-            return DetachedGuard::new(self.xa, c.first, c.last, c.mode, evicted);
+        let guard = DetachedGuard::new(self.xa, c.first, c.last, c.mode, evicted);
+        if !c.seal || guard.evicted().is_empty() {
+            return guard; // nothing sealed: the common case, and every fast path
         }
-        let sealed = evicted.iter().map(|e| e.block).collect();
-        DetachedGuard::new(self.xa, c.first, c.last, c.mode, evicted).with_sealed(sealed)
+        let sealed = guard.evicted().iter().map(|e| e.block).collect();
+        guard.with_sealed(sealed)
     }
 
     /// One walk; `Pending` with the record queued and `waker` in it, or the outcome as

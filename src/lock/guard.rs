@@ -35,6 +35,15 @@ struct Extra<T> {
     sealed: Vec<Block>,
 }
 
+impl<T> Default for Extra<T> {
+    fn default() -> Self {
+        Extra {
+            evicted: Vec::new(),
+            sealed: Vec::new(),
+        }
+    }
+}
+
 impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
     fn new(
         xa: &'a XArray<T, SLOTS>,
@@ -46,7 +55,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
         let extra = (!evicted.is_empty()).then(|| {
             Box::new(Extra {
                 evicted,
-                sealed: Vec::new(),
+                ..Extra::default()
             })
         });
         Held {
@@ -89,14 +98,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
         if sealed.is_empty() && self.extra.is_none() {
             return;
         }
-        self.extra
-            .get_or_insert_with(|| {
-                Box::new(Extra {
-                    evicted: Vec::new(),
-                    sealed: Vec::new(),
-                })
-            })
-            .sealed = sealed;
+        self.extra.get_or_insert_with(Box::default).sealed = sealed;
     }
 
     fn tree(&self) -> u64 {

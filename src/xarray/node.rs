@@ -566,3 +566,14 @@ pub(crate) fn retire_node<const SLOTS: usize>(
         unsafe { cache.put(entry::word_node(retired.word)) };
     });
 }
+
+/// Whether a writer reads again, under its node's lock, the slots it decided on during its
+/// unlocked walk: always, unless the loom control `SlotNotReread` (`src/mutation.rs`) is
+/// switched on.
+#[inline(always)]
+pub(crate) fn slots_reread() -> bool {
+    #[cfg(loom)]
+    return !crate::mutation::active(crate::mutation::Mutation::SlotNotReread);
+    #[cfg(not(loom))]
+    true
+}

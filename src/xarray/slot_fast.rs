@@ -153,11 +153,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         let Some(lock) = fit.node.lock() else {
             return false;
         };
-        #[cfg(loom)]
-        let reread = !crate::mutation::active(crate::mutation::Mutation::SlotNotReread);
-        #[cfg(not(loom))]
-        let reread = true;
-        if reread && !empty(&fit) {
+        if super::node::slots_reread() && !empty(&fit) {
             return false;
         }
         let single = state.word();
@@ -205,20 +201,12 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             let record = unsafe { &*entry::word_record::<LockRecord>(word) };
             record.bounds() == (part.first, part.last) && record.state() == single
         };
-        #[cfg(loom)]
-        let unlocked = fit.parts(first, last).all(ours);
+        // Read before the lock only by the loom control that skips the re-read.
+        let unlocked = (!super::node::slots_reread()).then(|| fit.parts(first, last).all(ours));
         let Some(lock) = fit.node.lock() else {
             return false;
         };
-        #[cfg(loom)]
-        let mine = if crate::mutation::active(crate::mutation::Mutation::SlotNotReread) {
-            unlocked
-        } else {
-            fit.parts(first, last).all(ours)
-        };
-        #[cfg(not(loom))]
-        let mine = fit.parts(first, last).all(ours);
-        if !mine {
+        if !unlocked.unwrap_or_else(|| fit.parts(first, last).all(ours)) {
             return false;
         }
         let spanned = fit.to - fit.from + 1;

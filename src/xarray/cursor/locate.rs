@@ -67,12 +67,8 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                 };
                 lock.keep();
                 self.held = Held::Node(node);
-                #[cfg(loom)]
-                let unlocked_word = word;
-                let word = n.load(offset);
-                #[cfg(loom)]
-                let word = if crate::mutation::active(crate::mutation::Mutation::SlotNotReread) {
-                    unlocked_word
+                let word = if node::slots_reread() {
+                    n.load(offset)
                 } else {
                     word
                 };
