@@ -49,6 +49,7 @@ pub(crate) mod lock_word;
 #[cfg(loom)]
 mod loom_hooks;
 pub(crate) mod node;
+pub(crate) mod node_slab;
 mod range_write;
 mod read_guard;
 pub(crate) mod record;

@@ -8,7 +8,8 @@
 //! `shift` (the number of index bits below it: a slot of this node covers `2^shift`
 //! indices), `count`, the number of non-empty slots, and `lock`, a spin lock word whose
 //! bit 1 says the node is *obsolete* (unlinked). With 64 slots that is
-//! 512 + 24 + 8 = 544 bytes, 8.5 bytes per slot, aligned to 16 (bit 3 of a slot word
+//! 512 + 24 + 8 = 544 bytes (the 8: `shift`, `count`, the node's place in its slab
+//! chunk, and `lock`), 8.5 bytes per slot, aligned to 16 (bit 3 of a slot word
 //! tells a node from a lock record).
 //!
 //! # Who writes what
@@ -26,25 +27,21 @@
 //!
 //! A node is unlinked from the tree (one store into its parent slot or the head) and
 //! then *retired*: once every reader that might still hold a pointer to it has unpinned
-//! (crossbeam-epoch), it goes to its tree's [`NodeCache`] and is reused by a later
-//! structural change, so that the nodes of a tree that keeps changing shape are not
-//! allocated again and again. After unlinking, no writer touches the node again (it is
-//! obsolete), so a slow reader that still walks it sees the state the tree had when it
-//! was unlinked: an older but consistent view.
+//! (crossbeam-epoch), it goes back to its tree's slab
+//! ([`node_slab`](super::node_slab)), which hands it to a later structural change, so
+//! that the nodes of a tree that keeps changing shape are not allocated again and again.
+//! After unlinking, no writer touches the node again (it is obsolete), so a slow reader
+//! that still walks it sees the state the tree had when it was unlinked: an older but
+//! consistent view.
 //!
 //! Under `cfg(loom)` a retired node is *poisoned* through a loom `UnsafeCell` that every
 //! reader visit touches, and un-poisoned when it is reused: if a reader could visit a
 //! node after its retirement ran (an unpinned reader), loom reports the unsynchronised
 //! accesses as a causality violation instead of the test reading freed memory.
 
-use core::marker::PhantomData;
-
-use crossbeam_epoch::Guard;
-
-use super::entry::{self, Kind, MARK_COUNT};
+use super::entry::{self, MARK_COUNT};
 use crate::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use crate::sync::ItemArc as Arc;
-use crate::sync::{self, Mutex, SpinLock, UnsafeCell};
+use crate::sync::{SpinLock, UnsafeCell};
 
 /// Compile-time geometry of a tree with `SLOTS` slots per node.
 pub(crate) struct Geometry<const SLOTS: usize>;
@@ -125,6 +122,9 @@ pub(crate) struct Node<const SLOTS: usize> {
     pub(crate) shift: u8,
     /// Non-empty slots. Only touched under the node's lock.
     count: UnsafeCell<u8>,
+    /// The node's place in its slab chunk (see [`node_slab`](super::node_slab)): written
+    /// when the chunk is made, before any thread can reach the node, and never again.
+    pub(super) chunk_index: u8,
     /// The node's spin lock (bit 0), its obsolete flag (bit 1), and above them the
     /// number of writers that changed this node's mark summary and have not yet finished
     /// recomputing its ancestors' bits (see [`Node::begin_propagation`]).
@@ -138,17 +138,56 @@ pub(crate) struct Node<const SLOTS: usize> {
 }
 
 impl<const SLOTS: usize> Node<SLOTS> {
-    /// A node whose in-range slots all hold `word` (empty or a non-node entry) and carry
-    /// the marks in `mark_mask` (bit `m` set: every in-range slot carries mark `m`).
-    pub(crate) fn filled(shift: u32, word: usize, mark_mask: u8) -> Box<Self> {
-        let mut node = Self::zeroed();
-        node.fill(shift, word, mark_mask);
-        node
+    /// Makes the memory at `node`, zeroed, an empty node (shift 0, no slots used) with
+    /// place `chunk_index` in its chunk.
+    ///
+    /// # Safety
+    /// `node` is zeroed memory of a node's layout, inside a chunk being made: only this
+    /// thread can reach it.
+    #[cfg(not(loom))]
+    pub(super) unsafe fn init_in_chunk(node: *mut Self, chunk_index: u8) {
+        // SAFETY: all-zero bytes are a valid empty node outside loom (every other field
+        // is an integer, an atomic integer or an `UnsafeCell` of one); the caller owns it.
+        unsafe { core::ptr::addr_of_mut!((*node).chunk_index).write(chunk_index) };
+    }
+
+    /// Under loom the atomics and cells are loom's, which are not plain integers: the
+    /// node is written whole.
+    ///
+    /// # Safety
+    /// As above.
+    #[cfg(loom)]
+    pub(super) unsafe fn init_in_chunk(node: *mut Self, chunk_index: u8) {
+        let fresh = Node {
+            shift: 0,
+            count: UnsafeCell::new(0),
+            chunk_index,
+            lock: AtomicU32::new(0),
+            marks: core::array::from_fn(|_| AtomicU64::new(0)),
+            slots: core::array::from_fn(|_| AtomicUsize::new(entry::EMPTY)),
+            liveness: UnsafeCell::new(true),
+        };
+        // SAFETY: the caller owns the memory, which holds no node yet.
+        unsafe { node.write(fresh) };
+    }
+
+    /// Marks a node that goes back to its slab as unreachable: under loom, the write that
+    /// every later reader visit is checked against (module docs); nothing otherwise.
+    ///
+    /// # Safety
+    /// Nobody can reach the node any more (the caller is giving it back).
+    #[inline(always)]
+    pub(super) unsafe fn poison(&self) {
+        #[cfg(loom)]
+        self.liveness.with_mut(|alive| {
+            // SAFETY: forwarded from the caller.
+            unsafe { *alive = false }
+        });
     }
 
     /// Makes an empty node (shift 0, no slots used) one of `shift` whose in-range slots
     /// all hold `word` with the marks in `mark_mask`.
-    fn fill(&mut self, shift: u32, word: usize, mark_mask: u8) {
+    pub(super) fn fill(&mut self, shift: u32, word: usize, mark_mask: u8) {
         debug_assert!(!entry::is_node(word));
         self.shift = shift as u8;
         if word == entry::EMPTY {
@@ -167,54 +206,8 @@ impl<const SLOTS: usize> Node<SLOTS> {
         }
     }
 
-    /// An empty node with shift 0, allocated zeroed in place: with 64 slots a node is
-    /// 544 bytes, and building it on the stack to move it into a `Box` cost about a
-    /// quarter of an erase-and-store cycle on a sparse tree.
-    #[cfg(not(loom))]
-    fn zeroed() -> Box<Self> {
-        let layout = std::alloc::Layout::new::<Self>();
-        // SAFETY: the layout is a non-zero-sized type's own layout.
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut Self;
-        if ptr.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        // SAFETY: `ptr` is a fresh allocation of `Self`'s layout, and all-zero bytes are
-        // a valid `Self` outside loom: every field is an integer, an atomic integer or an
-        // `UnsafeCell` of one (shift 0, count 0, no marks, every slot `EMPTY`).
-        unsafe { Box::from_raw(ptr) }
-    }
-
-    /// Under loom the atomics and cells are loom's, which are not plain integers.
-    #[cfg(loom)]
-    fn zeroed() -> Box<Self> {
-        Box::new(Node {
-            shift: 0,
-            count: UnsafeCell::new(0),
-            lock: AtomicU32::new(0),
-            marks: core::array::from_fn(|_| AtomicU64::new(0)),
-            slots: core::array::from_fn(|_| AtomicUsize::new(entry::EMPTY)),
-            liveness: UnsafeCell::new(true),
-        })
-    }
-
-    /// A node from `cache` (or a new one) whose in-range slots all hold `word` with the
-    /// marks in `mark_mask`, as [`Node::filled`].
-    pub(crate) fn from_cache(
-        cache: &NodeCache<SLOTS>,
-        shift: u32,
-        word: usize,
-        mark_mask: u8,
-    ) -> Box<Self> {
-        let Some(mut node) = cache.take() else {
-            return Self::filled(shift, word, mark_mask);
-        };
-        node.reset();
-        node.fill(shift, word, mark_mask);
-        node
-    }
-
     /// Makes a recycled node a fresh empty one (shift 0, unlocked, not obsolete).
-    fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.shift = 0;
         self.count = UnsafeCell::new(0);
         self.lock = AtomicU32::new(0);
@@ -374,197 +367,6 @@ impl<const SLOTS: usize> Node<SLOTS> {
         }
         old
     }
-}
-
-/// A tree's cache of retired nodes, reused by its structural changes once the epoch has
-/// passed them (see the module docs). Shared (`Arc`) between the tree and the deferred
-/// closures that fill it, which may run after the tree is gone.
-pub(crate) struct NodeCache<const SLOTS: usize> {
-    nodes: Mutex<Vec<Box<Node<SLOTS>>>>,
-    /// Retirements so far (nodes and subtrees), for [`NodeCache::note_retired`].
-    retired: AtomicUsize,
-}
-
-/// How many retired nodes a tree keeps for reuse; beyond it they are freed.
-const CACHE_NODES: usize = 64;
-
-/// Retirements between two flushes of the retiring thread's epoch garbage.
-///
-/// crossbeam-epoch collects garbage from `pin` only every 128 pins, and a few bags at a
-/// time; a writer that builds and unlinks many nodes per operation (a lock beyond the
-/// root's reach grows the root by up to ten levels and its release shrinks it again)
-/// retires them faster than that, and the backlog (and the resident set) grows without
-/// bound. Flushing once per bag's worth of retirements collects at the rate garbage is
-/// made, so retired nodes come back to the cache.
-const FLUSH_EVERY: usize = 64;
-
-// SAFETY: the cached nodes are unreachable from any tree (retired, and the epoch has
-// passed them): plain memory owned by the cache, handed out under its mutex.
-unsafe impl<const SLOTS: usize> Send for NodeCache<SLOTS> {}
-// SAFETY: as above; every access goes through the mutex.
-unsafe impl<const SLOTS: usize> Sync for NodeCache<SLOTS> {}
-
-impl<const SLOTS: usize> NodeCache<SLOTS> {
-    pub(crate) fn new() -> Self {
-        NodeCache {
-            nodes: Mutex::new(Vec::new()),
-            retired: AtomicUsize::new(0),
-        }
-    }
-
-    /// Counts `n` more retirements; `true` once per [`FLUSH_EVERY`] of them, when the
-    /// retiring thread should flush its epoch garbage (see [`FLUSH_EVERY`]).
-    pub(crate) fn note_retired(&self, n: usize) -> bool {
-        let before = self.retired.fetch_add(n, Ordering::Relaxed);
-        before / FLUSH_EVERY != (before + n) / FLUSH_EVERY
-    }
-
-    fn take(&self) -> Option<Box<Node<SLOTS>>> {
-        sync::lock(&self.nodes).pop()
-    }
-
-    /// Keeps a retired node for reuse, or frees it if the cache is full.
-    ///
-    /// # Safety
-    /// `node` came from `Box::into_raw`, is unlinked and unreachable by any thread.
-    unsafe fn put(&self, node: *const Node<SLOTS>) {
-        #[cfg(loom)]
-        {
-            // SAFETY: forwarded from the caller; the poison write lets loom catch any
-            // reader that was not pinned (module docs).
-            unsafe { &*node }
-                .liveness
-                .with_mut(|alive| unsafe { *alive = false });
-        }
-        // SAFETY: forwarded from the caller.
-        let node = unsafe { Box::from_raw(node as *mut Node<SLOTS>) };
-        let mut nodes = sync::lock(&self.nodes);
-        if nodes.len() < CACHE_NODES {
-            nodes.push(node);
-        } else {
-            drop(nodes);
-            // SAFETY: the node came from `Box::into_raw` and is unreachable.
-            unsafe { free_node::<SLOTS>(Box::into_raw(node)) };
-        }
-    }
-
-    /// Nodes kept for reuse.
-    pub(crate) fn len(&self) -> usize {
-        sync::lock(&self.nodes).len()
-    }
-}
-
-impl<const SLOTS: usize> Drop for NodeCache<SLOTS> {
-    fn drop(&mut self) {
-        for node in sync::lock(&self.nodes).drain(..) {
-            // SAFETY: cached nodes are unreachable and came from `Box::into_raw`.
-            unsafe { free_node::<SLOTS>(Box::into_raw(node)) };
-        }
-    }
-}
-
-/// A retired word (a node, a subtree or an item) in a deferred closure. The closure is
-/// `Send` exactly when the items are, through `PhantomData<Arc<T>>`.
-struct Retired<T> {
-    word: usize,
-    _items: PhantomData<Arc<T>>,
-}
-
-// SAFETY: a `Retired` is only the name of memory that nobody can reach any more (nodes
-// of plain atomics, and items, which are `Send + Sync` where it is constructed).
-unsafe impl<T: Send + Sync> Send for Retired<T> {}
-
-/// Frees one node (not its children).
-///
-/// # Safety
-/// `node` came from `Box::into_raw` of a `Node<SLOTS>`, is detached, and unreachable.
-pub(crate) unsafe fn free_node<const SLOTS: usize>(node: *const Node<SLOTS>) {
-    #[cfg(loom)]
-    {
-        // SAFETY: the caller guarantees the node is unreachable; the poison write lets
-        // loom catch any reader that was not pinned (module docs). The memory is leaked.
-        unsafe { &*node }
-            .liveness
-            .with_mut(|alive| unsafe { *alive = false });
-    }
-    #[cfg(not(loom))]
-    // SAFETY: the caller guarantees the node came from Box::into_raw and is unreachable.
-    drop(unsafe { Box::from_raw(node as *mut Node<SLOTS>) });
-}
-
-/// Frees the subtree or item that `word` holds, dropping the tree's item references.
-/// Returns whether it held a lock entry.
-///
-/// # Safety
-/// `word` is detached and unreachable by any thread; the tree owned what it points to.
-pub(crate) unsafe fn free_subtree<T, const SLOTS: usize>(word: usize) -> bool {
-    match entry::kind(word) {
-        Kind::Node => {
-            let node = entry::word_node::<Node<SLOTS>>(word);
-            // SAFETY: the caller guarantees the subtree is unreachable, so its node is
-            // still allocated and nobody else reads or writes it.
-            let node_ref = unsafe { &*node };
-            let mut locks = false;
-            for slot in &node_ref.slots {
-                let child = slot.load(Ordering::Relaxed);
-                // SAFETY: children of an unreachable subtree are unreachable too.
-                locks |= unsafe { free_subtree::<T, SLOTS>(child) };
-            }
-            // SAFETY: as above; the node came from Box::into_raw.
-            unsafe { free_node::<SLOTS>(node) };
-            locks
-        }
-        Kind::Item => {
-            // SAFETY: the tree owned one strong reference to the item.
-            drop(unsafe { Arc::from_raw(entry::word_item::<T>(word)) });
-            false
-        }
-        Kind::Lock | Kind::Record => true,
-        Kind::Empty | Kind::Value => false,
-    }
-}
-
-/// Retires a whole detached subtree (nodes freed, items dropped) or an item, once the
-/// epoch has passed it. `T: Send + Sync + 'static` because the deferred free may drop an
-/// `Arc<T>` on another thread, at any later time.
-pub(crate) fn retire_subtree<T: Send + Sync + 'static, const SLOTS: usize>(
-    guard: &Guard,
-    word: usize,
-) {
-    if matches!(entry::kind(word), Kind::Node | Kind::Item) {
-        let retired = Retired::<T> {
-            word,
-            _items: PhantomData,
-        };
-        guard.defer(move || {
-            let retired = retired;
-            // SAFETY: the caller unlinked `word` from the tree before retiring it, and
-            // the epoch runs this only after every thread pinned at that time unpinned,
-            // so nothing can still reach it.
-            unsafe { free_subtree::<T, SLOTS>(retired.word) };
-        });
-    }
-}
-
-/// Retires one node, empty or whose children stay in the tree (the old root after a
-/// shrink): it goes to `cache` once the epoch has passed it.
-pub(crate) fn retire_node<const SLOTS: usize>(
-    guard: &Guard,
-    cache: &Arc<NodeCache<SLOTS>>,
-    word: usize,
-) {
-    debug_assert!(entry::is_node(word));
-    let cache = Arc::clone(cache);
-    let retired = Retired::<()> {
-        word,
-        _items: PhantomData,
-    };
-    guard.defer(move || {
-        let retired = retired;
-        // SAFETY: as in `retire_subtree`; the node alone is retired, its children (if
-        // any) are still linked elsewhere or were retired on their own.
-        unsafe { cache.put(entry::word_node(retired.word)) };
-    });
 }
 
 /// Whether a writer reads again, under its node's lock, the slots it decided on during its

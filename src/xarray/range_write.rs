@@ -17,6 +17,7 @@
 use super::cursor::{Held, Slot, WriteCursor};
 use super::entry::{self, Kind, EMPTY};
 use super::node::{Geometry, Node};
+use super::node_slab::NewNode;
 use super::record;
 use super::span::{self, Block, Inclusive};
 use crate::sync::atomic::Ordering;
@@ -146,7 +147,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     let (first, last) = r.bounds();
                     self.pieces(child_shift, child_base, first, last, r.state())
                 } else {
-                    Node::from_cache(&self.xa.node_cache, child_shift, word, n.slot_marks(offset))
+                    self.xa
+                        .node_slab
+                        .alloc(child_shift, word, n.slot_marks(offset))
                 };
                 let child = self.lock_unpublished(child, child_base);
                 if word == EMPTY {
@@ -179,7 +182,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                 while Geometry::<SLOTS>::max_index(shift) < range.last {
                     shift += Geometry::<SLOTS>::BITS;
                 }
-                let root = Node::from_cache(&self.xa.node_cache, shift, EMPTY, 0);
+                let root = self.xa.node_slab.alloc(shift, EMPTY, 0);
                 let root = self.lock_unpublished(root, 0);
                 // The one race: a fast path may lock the empty head first.
                 if self
@@ -197,7 +200,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     debug_assert_eq!(mine, root);
                     Self::node(root).unlock();
                     // SAFETY: built here, never published: only this thread reaches it.
-                    unsafe { super::node::free_node::<SLOTS>(root) };
+                    unsafe { self.xa.node_slab.give(root) };
                     // Whatever took the head (a whole-range lock, or a record that may
                     // lie outside the range) is judged as if it had been there first.
                     return self.root_for_range(block, range);
@@ -208,12 +211,10 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
             }
             Kind::Value => {
                 let marks = self.xa.root_marks.load(Ordering::Relaxed);
-                let root = Node::from_cache(
-                    &self.xa.node_cache,
-                    Geometry::<SLOTS>::TOP_SHIFT,
-                    head,
-                    marks,
-                );
+                let root = self
+                    .xa
+                    .node_slab
+                    .alloc(Geometry::<SLOTS>::TOP_SHIFT, head, marks);
                 let root = self.lock_unpublished(root, 0);
                 self.publish_root(head, root)
                     .expect("a head holding a value changes only under the head lock")
@@ -257,12 +258,10 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
         {
             let shift = Self::node(root).shift as u32;
             let marks = super::cursor::summary(Self::node(root));
-            let top = Node::from_cache(
-                &self.xa.node_cache,
-                shift + Geometry::<SLOTS>::BITS,
-                EMPTY,
-                0,
-            );
+            let top = self
+                .xa
+                .node_slab
+                .alloc(shift + Geometry::<SLOTS>::BITS, EMPTY, 0);
             // SAFETY: `top` is not yet published; only this thread can reach it.
             unsafe { top.replace(0, entry::node_word(root)) };
             for m in 0..entry::MARK_COUNT {
@@ -281,8 +280,8 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
 
     /// Locks a node this write has built and not yet published, and keeps it with the
     /// write's other locks.
-    fn lock_unpublished(&mut self, node: Box<Node<SLOTS>>, base: u64) -> *const Node<SLOTS> {
-        let node = Box::into_raw(node) as *const Node<SLOTS>;
+    fn lock_unpublished(&mut self, node: NewNode<'_, SLOTS>, base: u64) -> *const Node<SLOTS> {
+        let node = node.into_raw();
         Self::node(node).lock_new().keep();
         self.many.push((node, base));
         node

@@ -10,7 +10,8 @@ use crossbeam_epoch::{Collector, Guard};
 use super::entry::{self, Entry, Kind, Mark, EMPTY};
 use super::iter::Iter;
 use super::lock_word::LockState;
-use super::node::{self, Node, NodeCache};
+use super::node::Node;
+use super::node_slab::{self, NodeSlab};
 use super::read_guard::ReadGuard;
 use super::record::RecordPool;
 use super::span;
@@ -62,7 +63,7 @@ pub struct XArray<T, const SLOTS: usize = 64> {
     /// The head's marks: bit `m` set iff some entry carries mark `m`.
     pub(crate) root_marks: AtomicU8,
     /// Retired nodes waiting to be reused (see `node.rs`).
-    pub(crate) node_cache: Arc<NodeCache<SLOTS>>,
+    pub(crate) node_slab: Arc<NodeSlab<SLOTS>>,
     /// Where lock records come from; `None`: the process-wide pool (see `record.rs`).
     records: Option<Arc<RecordPool>>,
     /// Items reachable from the head.
@@ -110,13 +111,13 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
 
     #[cfg_attr(feature = "lockdep", track_caller)]
     fn build(collector: Option<Collector>) -> Self {
-        let _ = node::Geometry::<SLOTS>::BITS; // compile-time check of SLOTS
+        let _ = super::node::Geometry::<SLOTS>::BITS; // compile-time check of SLOTS
         XArray {
             id: super::identity::next(),
             head: AtomicUsize::new(EMPTY),
             head_lock: AtomicU32::new(0),
             root_marks: AtomicU8::new(0),
-            node_cache: Arc::new(NodeCache::new()),
+            node_slab: Arc::new(NodeSlab::new()),
             // Loom cannot model a process-wide static: every tree gets its own pool.
             records: cfg!(loom).then(|| Arc::new(RecordPool::new())),
             items: AtomicUsize::new(0),
@@ -240,15 +241,43 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         self.nodes.load(Ordering::Relaxed)
     }
 
-    /// Bytes used by the linked nodes (items themselves not counted; nor the retired
-    /// nodes the tree keeps for reuse, see [`cached_nodes`](Self::cached_nodes)).
+    /// Bytes used by the linked nodes (items themselves not counted; nor the free
+    /// nodes the tree keeps for reuse, see [`cached_nodes`](Self::cached_nodes) and
+    /// [`reserved_memory`](Self::reserved_memory)).
     pub fn memory_usage(&self) -> usize {
         self.node_count() * core::mem::size_of::<Node<SLOTS>>()
     }
 
-    /// Retired nodes the tree keeps for reuse (at most 64), beside the linked ones.
+    /// Free nodes the tree keeps for reuse, beside the linked ones (and the unlinked ones
+    /// that readers may still be walking, which come back once the epoch passes them).
+    ///
+    /// A tree allocates its nodes in chunks of up to 64 and frees a chunk once all of its
+    /// nodes are free and it keeps at least `max(64, live / 8)` free nodes without it
+    /// (`live`: the nodes in use), so after churn of any shape this settles at that many,
+    /// plus what chunks that still hold a node in use keep.
     pub fn cached_nodes(&self) -> usize {
-        self.node_cache.len()
+        self.node_slab.spare()
+    }
+
+    /// Bytes the tree holds for nodes: its node chunks, with the linked nodes, the free
+    /// ones and the nodes that wait for the epoch (items not counted). At least
+    /// [`memory_usage`](Self::memory_usage).
+    ///
+    /// ```
+    /// use rangelock::XArray;
+    /// use std::sync::Arc;
+    ///
+    /// let xa = XArray::<u32>::new();
+    /// assert_eq!(xa.reserved_memory(), 0);
+    /// for i in 0..10_000 {
+    ///     xa.store(i, Arc::new(1)).unwrap();
+    /// }
+    /// assert!(xa.reserved_memory() >= xa.memory_usage());
+    /// // At most one chunk of 64 nodes beyond the linked ones, plus a header per chunk.
+    /// assert!(xa.reserved_memory() <= xa.memory_usage() * 11 / 10 + 64 * 544);
+    /// ```
+    pub fn reserved_memory(&self) -> usize {
+        self.node_slab.reserved_bytes()
     }
 }
 
@@ -258,7 +287,7 @@ impl<T, const SLOTS: usize> Drop for XArray<T, SLOTS> {
         // SAFETY: `&mut self`: no reader or writer can reach the tree any more (read
         // guards and iterators borrow it), and everything retired earlier was unlinked
         // before, so the head's subtree is owned by us alone.
-        let locks_left = unsafe { node::free_subtree::<T, SLOTS>(head) };
+        let locks_left = unsafe { node_slab::free_subtree::<T, SLOTS>(&self.node_slab, head) };
         if locks_left {
             // Only a forgotten guard leaves a lock entry in a tree that can be dropped
             // (a live guard borrows it): let the threads drop its held-list record.

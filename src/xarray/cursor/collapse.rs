@@ -243,12 +243,12 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
         if n == 0 {
             return;
         }
-        let flush = self.xa.node_cache.note_retired(n);
+        let flush = self.xa.node_slab.note_retired(n);
         for word in self.unlinked_nodes.drain(..) {
-            node::retire_node::<SLOTS>(&self.guard, &self.xa.node_cache, word);
+            node_slab::retire_node::<SLOTS>(&self.guard, &self.xa.node_slab, word);
         }
         for word in self.unlinked.drain(..) {
-            node::retire_subtree::<T, SLOTS>(&self.guard, word);
+            node_slab::retire_subtree::<T, SLOTS>(&self.guard, &self.xa.node_slab, word);
         }
         if flush {
             self.guard.flush();

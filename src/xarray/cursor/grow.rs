@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
+impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS> {
     /// Makes sure a slot covering exactly `block` exists, growing the root and pushing
     /// multi-index entries and lock records down on the way, and returns it with its
     /// owner locked. The block's slot holds what the index held before (a piece of the
@@ -77,21 +77,19 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                 while Geometry::<SLOTS>::max_index(shift) < block.first {
                     shift += Geometry::<SLOTS>::BITS;
                 }
-                let root = Node::from_cache(&self.xa.node_cache, shift, EMPTY, 0);
-                let root = self.publish_root(head, Box::into_raw(root))?;
+                let root = self.xa.node_slab.alloc(shift, EMPTY, 0);
+                let root = self.publish_root(head, root.into_raw())?;
                 // Empty until the writer writes: unlinked again if it does not.
                 self.pending_empty.push((root, 0));
                 root
             }
             Kind::Value | Kind::Lock => {
                 let marks = self.xa.root_marks.load(Ordering::Relaxed);
-                let root = Node::from_cache(
-                    &self.xa.node_cache,
-                    Geometry::<SLOTS>::TOP_SHIFT,
-                    head,
-                    marks,
-                );
-                let root = self.publish_root(head, Box::into_raw(root))?;
+                let root = self
+                    .xa
+                    .node_slab
+                    .alloc(Geometry::<SLOTS>::TOP_SHIFT, head, marks);
+                let root = self.publish_root(head, root.into_raw())?;
                 self.note_split(head, 0);
                 root
             }
@@ -107,7 +105,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     shift += Geometry::<SLOTS>::BITS;
                 }
                 let root = self.pieces(shift, 0, first, last, state);
-                let Some(root) = self.publish_root(entry::busy(head), Box::into_raw(root)) else {
+                let Some(root) = self.publish_root(entry::busy(head), root.into_raw()) else {
                     unreachable!("a busy head changes only under the head lock")
                 };
                 self.records().free(record);
@@ -165,12 +163,10 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
     pub(in crate::xarray) fn grow(&mut self, root: *const Node<SLOTS>) -> *const Node<SLOTS> {
         let shift = Self::node(root).shift as u32;
         let marks = summary(Self::node(root));
-        let top = Node::from_cache(
-            &self.xa.node_cache,
-            shift + Geometry::<SLOTS>::BITS,
-            EMPTY,
-            0,
-        );
+        let top = self
+            .xa
+            .node_slab
+            .alloc(shift + Geometry::<SLOTS>::BITS, EMPTY, 0);
         // SAFETY: `top` is not yet published; only this thread can reach it.
         unsafe { top.replace(0, entry::node_word(root)) };
         for m in 0..MARK_COUNT {
@@ -179,7 +175,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
             }
         }
         let top = self
-            .publish_root(entry::node_word(root), Box::into_raw(top))
+            .publish_root(entry::node_word(root), top.into_raw())
             .expect("a head holding a node changes only under the head lock");
         self.reset_root_marks(top);
         top
@@ -196,7 +192,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
 
     /// Publishes `root` as the head if the head is still `old` (which `root` already
     /// contains); otherwise frees `root` and returns `None`. `root` is a node this
-    /// writer built (its pointer from `Box::into_raw`, not published): it is passed as
+    /// writer built (its pointer from [`NewNode::into_raw`], not published): it is passed as
     /// that pointer, never boxed again, so that every later access (the writer's
     /// unlock through it, readers through the head) derives from one tag, as Miri's
     /// tree borrows requires.
@@ -221,10 +217,10 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     self.records().free(Self::record(word));
                 }
             }
-            // SAFETY: `root` came from the caller's `Box::into_raw` and was never
+            // SAFETY: `root` came from the caller's `NewNode::into_raw` and was never
             // published; the head word it was filled with is not a node (only non-node
             // heads change without the head lock), so it owns no children.
-            unsafe { node::free_node::<SLOTS>(root) };
+            unsafe { self.xa.node_slab.give(root) };
             return None;
         }
         self.xa.nodes.fetch_add(1, Ordering::Relaxed);
@@ -241,8 +237,8 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
         first: u64,
         last: u64,
         state: usize,
-    ) -> Box<Node<SLOTS>> {
-        let node = Node::from_cache(&self.xa.node_cache, shift, EMPTY, 0);
+    ) -> NewNode<'a, SLOTS> {
+        let node = self.xa.node_slab.alloc(shift, EMPTY, 0);
         let lo = ((first - base) >> shift) as usize;
         let hi = ((last - base) >> shift) as usize;
         for offset in lo..=hi {
@@ -281,11 +277,13 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
             }
             Kind::Empty | Kind::Value | Kind::Lock => {
                 self.note_split(at.word, at.first);
-                Node::from_cache(&self.xa.node_cache, shift, at.word, p.slot_marks(offset))
+                self.xa
+                    .node_slab
+                    .alloc(shift, at.word, p.slot_marks(offset))
             }
             Kind::Item | Kind::Node => unreachable!("items and nodes are not pushed down"),
         };
-        let child = Box::into_raw(child) as *const Node<SLOTS>;
+        let child = child.into_raw();
         let c = Self::node(child);
         c.lock_new().keep();
         // SAFETY: we hold the parent's lock (not obsolete); the child is fully built, and

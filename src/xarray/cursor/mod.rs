@@ -66,6 +66,7 @@ use smallvec::SmallVec;
 use super::entry::{self, Kind, EMPTY, MARK_COUNT};
 use super::lock_word::LockState;
 use super::node::{self, Geometry, Node};
+use super::node_slab::{self, NewNode};
 use super::record::{LockRecord, RecordPool};
 use super::span::Block;
 use super::tree::XArray;
