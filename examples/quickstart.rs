@@ -211,16 +211,21 @@ fn memory_per_slot() {
     }
     let allocated = live_bytes() - before;
     let reported = tree.memory_usage();
+    let reserved = tree.reserved_memory();
     let slots = DENSE as f64;
     let goal = GOAL_BYTES_PER_SLOT * GOAL_SLACK;
     println!(
         "{} nodes; goal: <= {goal:.1} bytes/slot ({GOAL_SLACK}x Linux's {GOAL_BYTES_PER_SLOT} = 576-byte node / 64 slots)",
         tree.node_count()
     );
-    for (how, bytes) in [("memory_usage()", reported), ("bytes allocated", allocated)] {
+    for (how, bytes) in [
+        ("memory_usage()", reported),
+        ("reserved_memory()", reserved),
+        ("bytes allocated", allocated),
+    ] {
         let per_slot = bytes as f64 / slots;
         println!(
-            "{how:>16}: {bytes} bytes = {per_slot:.2} bytes/slot ({:.2}x Linux) {}",
+            "{how:>17}: {bytes} bytes = {per_slot:.2} bytes/slot ({:.2}x Linux) {}",
             per_slot / GOAL_BYTES_PER_SLOT,
             if per_slot <= goal { "ok" } else { "OVER GOAL" }
         );
