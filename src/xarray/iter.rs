@@ -28,7 +28,12 @@ const REPIN_EVERY: u32 = 128;
 /// per slot looked at: an empty slot is skipped, a plain entry is reported with its
 /// slot's span. Only a child node or a lock record sends the step back to the search
 /// of `walk.rs` (from that slot, in the same node), and a node whose bitmap runs out
-/// sends it to a search from the head. Every slot is still read with one `Acquire` load
+/// sends it to a search of its parent from the next index on (the node the search that
+/// found it came down from: the next leaf of a dense tree is usually a sibling), and from
+/// the head if the parent holds nothing more of the range or was unlinked (so that what
+/// replaced it is seen, as a search from the head would see it). A parent unlinked
+/// after that check holds the entries of the moment it was unlinked: what a search
+/// started at that moment would have found. Every slot is still read with one `Acquire` load
 /// at the moment it is reported, so what a step can see is what a search started at
 /// that moment could see: the scan is as much (and as little) a snapshot as before.
 #[derive(Debug)]
@@ -49,6 +54,11 @@ struct NodeScan<const SLOTS: usize> {
     base: u64,
     /// Slots after the last entry reported, inside the range (and marked, if filtered).
     pending: u64,
+    /// The node the search came down to `node` from (null if none, or if `node` was
+    /// found by a search within itself), and its first index: once `node` runs out, the
+    /// next entry is looked for there first.
+    parent: *const Node<SLOTS>,
+    parent_base: u64,
 }
 
 impl<const SLOTS: usize> Scan<SLOTS> {
@@ -149,6 +159,9 @@ impl<const SLOTS: usize> Scan<SLOTS> {
                     return None;
                 }
                 range.first = range.first.max(last + 1);
+                if !scan.parent.is_null() {
+                    found = self.search_parent(guard, &mut range, scan.parent, scan.parent_base)?;
+                }
             }
         }
         let found = match found {
@@ -168,6 +181,8 @@ impl<const SLOTS: usize> Scan<SLOTS> {
                 node: found.node,
                 base: found.base,
                 pending: self.pending_after(node, found.base, found.last, range.last),
+                parent: found.parent,
+                parent_base: found.parent_base,
             }
         });
         let last = found.last;
@@ -182,6 +197,50 @@ impl<const SLOTS: usize> Scan<SLOTS> {
         };
         self.resumed = true;
         Some((first, last, found.word))
+    }
+
+    /// After a node ran out: the next entry of `range` inside `parent` (whose first
+    /// index is `base`), searched under `guard`, which has stayed pinned since `parent`
+    /// was found. `Some(Some(..))`: the entry. `Some(None)`: none there, and `range` now
+    /// starts after the parent (or is as it was, if the parent covers none of it or a
+    /// lock record changed under the search): search from the head. `None`: the range
+    /// holds nothing more, and the iteration is over.
+    #[inline]
+    fn search_parent(
+        &mut self,
+        guard: &Guard,
+        range: &mut Inclusive,
+        parent: *const Node<SLOTS>,
+        base: u64,
+    ) -> Option<Option<walk::Found<SLOTS>>> {
+        // SAFETY: as in `next`: found under `guard`, which is still pinned.
+        let node = unsafe { &*parent };
+        let last = walk::node_last::<SLOTS>(base, node.shift as u32);
+        // An unlinked parent holds what it held when it was unlinked: what was stored in
+        // its place since (a multi-index entry over it, say) is only seen from the head.
+        if range.first > last || node.is_obsolete() {
+            return Some(None);
+        }
+        match walk::find_in(
+            guard,
+            node,
+            base,
+            range.first,
+            range.last.min(last),
+            self.mark,
+        ) {
+            Some(Some(hit)) => Some(Some(hit)),
+            Some(None) if last >= range.last => {
+                self.remaining = None;
+                None
+            }
+            Some(None) => {
+                range.first = last + 1;
+                Some(None)
+            }
+            // A lock record changed into a node under the search: from the head.
+            None => Some(None),
+        }
     }
 
     /// The slots of `node` (whose first index is `base`) after the one holding index

@@ -249,6 +249,14 @@ impl<const SLOTS: usize> Node<SLOTS> {
         SpinLock::lock(&self.lock).0
     }
 
+    /// Whether the node was unlinked, for a reader that holds no lock: a `false` may be
+    /// out of date at once (the node is then one a walk started a moment ago could have
+    /// reached); a `true` is final.
+    #[inline]
+    pub(crate) fn is_obsolete(&self) -> bool {
+        self.lock.load(Ordering::Acquire) & OBSOLETE != 0
+    }
+
     /// Marks the node obsolete (the caller holds its lock and is unlinking it).
     pub(crate) fn make_obsolete(&self) {
         debug_assert!(self.lock.load(Ordering::Relaxed) & crate::sync::SPIN_LOCKED != 0);

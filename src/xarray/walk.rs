@@ -264,6 +264,8 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
                         word,
                         node: core::ptr::null(),
                         base: 0,
+                        parent: core::ptr::null(),
+                        parent_base: 0,
                     },
                 ),
             );
@@ -325,6 +327,11 @@ pub(crate) struct Found<const SLOTS: usize> {
     pub(crate) node: *const Node<SLOTS>,
     /// The first index `node` covers.
     pub(crate) base: u64,
+    /// The node whose slot held `node`, if the search came down to `node` from it (null
+    /// otherwise); valid as `node` is.
+    pub(crate) parent: *const Node<SLOTS>,
+    /// The first index `parent` covers.
+    pub(crate) parent_base: u64,
 }
 
 /// The search of `find_word` below `node`, whose first index is `base`; requires
@@ -356,9 +363,13 @@ pub(crate) fn find_in<const SLOTS: usize>(
         let slot_first = base + ((offset as u64) << shift);
         if entry::is_node(word) {
             let child = node_at::<SLOTS>(word, guard);
-            if let Some(found) =
+            if let Some(mut found) =
                 find_in(guard, child, slot_first, first.max(slot_first), last, mark)?
             {
+                if core::ptr::eq(found.node, child) {
+                    found.parent = node;
+                    found.parent_base = base;
+                }
                 return Some(Some(found));
             }
         } else {
@@ -372,6 +383,8 @@ pub(crate) fn find_in<const SLOTS: usize>(
                     word,
                     node,
                     base,
+                    parent: core::ptr::null(),
+                    parent_base: 0,
                 }));
             }
         }
