@@ -215,6 +215,7 @@ impl<const SLOTS: usize> Scan<SLOTS> {
     ) -> Option<Option<walk::Found<SLOTS>>> {
         // SAFETY: as in `next`: found under `guard`, which is still pinned.
         let node = unsafe { &*parent };
+        node.visit();
         let last = walk::node_last::<SLOTS>(base, node.shift as u32);
         // An unlinked parent holds what it held when it was unlinked: what was stored in
         // its place since (a multi-index entry over it, say) is only seen from the head.

@@ -583,3 +583,60 @@ fn unpinned_reader_is_caught() {
     );
     panic!("negative control caught the unpinned reader:\n{message}");
 }
+
+/// Iteration that hops from a leaf that ran out to its parent (the node the search came
+/// down from) against a writer that replaces that parent: pages at 1 and 5 sit in two
+/// leaves under one root of 16 indices, and the writer stores a value over all 16
+/// (the root and both leaves unlinked, the pages retired). The reader's iteration over
+/// 0..=7 must report ascending spans, each page it borrows alive and at its index
+/// (`Page::check`), and never visit a node after its retirement ran (the poison check
+/// of `Node::visit`, which the hop calls on the parent). Both sides of the race are
+/// required: the pages only, the value only, and a page followed by the value (the
+/// reader found the parent unlinked and went back to the head).
+#[test]
+fn iteration_hop_to_parent_vs_parent_replaced() {
+    model_reaching(
+        &["pages", "value", "page then value", "freed before join"],
+        |outcomes| {
+            let epoch = Epoch::Global;
+            let drops = Arc::new(AtomicUsize::new(0));
+            let xa = loom::sync::Arc::new(epoch.tree());
+            xa.store(1, Page::new(1, &drops)).unwrap();
+            xa.store(5, Page::new(5, &drops)).unwrap();
+
+            let reader = {
+                let xa = xa.clone();
+                loom::thread::spawn(move || {
+                    let guard = xa.read();
+                    let mut next = 0;
+                    let mut kinds = Vec::new();
+                    for (span, entry) in guard.iter(0..=7) {
+                        assert!(*span.start() >= next && span.start() <= span.end());
+                        next = span.end() + 1;
+                        match entry {
+                            EntryRef::Item(page) => {
+                                page.check(*span.start());
+                                kinds.push("page");
+                            }
+                            EntryRef::Value(7) => kinds.push("value"),
+                            _ => panic!("unexpected entry at {span:?}"),
+                        }
+                    }
+                    kinds.dedup();
+                    kinds.join(" then ")
+                })
+            };
+
+            xa.store_range(0..16, 7).unwrap();
+            epoch.flush_all();
+            saw_freed_before_join(outcomes, &drops, 2);
+            let seen = reader.join().unwrap();
+            outcomes.saw(match seen.as_str() {
+                "page" => "pages".to_string(),
+                other => other.to_string(),
+            });
+            xa.check_invariants().unwrap();
+            epoch.expect_dropped(&drops, 2);
+        },
+    );
+}
