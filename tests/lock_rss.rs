@@ -2,7 +2,7 @@
 //! cycles of the worst-aligned ranges, of unaligned 256-index ranges and of single
 //! indices, on one tree, must leave the process's resident set within a few MB of what
 //! it was after the first thousand. Nodes and lock records that a lock builds are
-//! recycled (the tree's node cache, the record pool) instead of piling up behind the
+//! recycled (the tree's node slab, the record pool) instead of piling up behind the
 //! epoch.
 //!
 //! Linux only (the resident set is read from `/proc/self/statm`); elsewhere the test

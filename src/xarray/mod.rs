@@ -22,7 +22,7 @@
 //!   never held across user code, IO or a wait; writers of slots in different nodes
 //!   share no lock. Every slot change is a single-word store or compare-exchange: a new
 //!   node is fully built before one `Release` store publishes it, and an unlinked node
-//!   or item is *retired*: freed by the epoch (nodes go back to the tree's node cache)
+//!   or item is *retired*: freed by the epoch (nodes go back to the tree's node slab)
 //!   once no reader can hold it. The one change made with no lock at all is the lock
 //!   layer's fast path on an empty head (`head.rs`); its fast path inside a node
 //!   (`slot_fast.rs`) locks that node alone and needs no cursor.

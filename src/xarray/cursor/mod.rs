@@ -162,7 +162,7 @@ pub(crate) struct WriteCursor<'a, T: Send + Sync + 'static, const SLOTS: usize> 
     path: SmallVec<[Step<SLOTS>; 12]>,
     /// The root's slot 0 was pushed down: the root may now hold nothing but that child.
     maybe_shrink: bool,
-    /// Nodes unlinked by this cursor, retired (through the epoch, into the node cache)
+    /// Nodes unlinked by this cursor, retired (through the epoch, back to the node slab)
     /// once no lock is held.
     unlinked_nodes: SmallVec<[usize; 4]>,
     /// Items and whole subtrees unlinked by this cursor, retired likewise.
