@@ -177,6 +177,25 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
         Ok(())
     }
 
+    /// Puts `evicted` back and releases the range (see
+    /// [`RangeGuard::release_restoring`]).
+    fn release_restoring(self, evicted: Vec<Evicted<T>>) {
+        debug_assert!(
+            self.mode == LockMode::Exclusive
+                || evicted
+                    .iter()
+                    .all(|e| self.sealed().iter().any(|b| b.first == e.block.first)),
+            "restoring entries that others may share"
+        );
+        // One ascending walk: each index is put back or released in the step that
+        // visits it, and never touched again.
+        let mut lc = LockCursor::new(self.xa);
+        lc.release_restoring(self.first, self.last, evicted);
+        if self.is_sealed() {
+            lc.pending_closed();
+        }
+    }
+
     fn downgrade(&mut self) {
         if self.mode == LockMode::Shared {
             return;
@@ -287,21 +306,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
     /// of their lock entries, marks included, and releases the range: the direct-IO
     /// path's undo when writing back an evicted dirty page failed.
     pub(crate) fn release_restoring(mut self, evicted: Vec<Evicted<T>>) {
-        let h = self.take();
-        debug_assert!(
-            h.mode == LockMode::Exclusive
-                || evicted
-                    .iter()
-                    .all(|e| h.sealed().iter().any(|b| b.first == e.block.first)),
-            "restoring entries that others may share"
-        );
-        // One ascending walk: each index is put back or released in the step that
-        // visits it, and never touched again.
-        let mut lc = LockCursor::new(h.xa);
-        lc.release_restoring(h.first, h.last, evicted);
-        if h.is_sealed() {
-            lc.pending_closed();
-        }
+        self.take().release_restoring(evicted);
     }
 
     /// Takes the guard out of this thread's held list (it is being consumed).
@@ -456,6 +461,16 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'a, T, SLOT
     /// any other guard is released and the item handed back in the error.
     pub fn publish(mut self, item: Arc<T>) -> Result<(), PublishError<T>> {
         self.held.take().expect("a live guard").publish(item)
+    }
+
+    /// See [`RangeGuard::release_restoring`]: puts `evicted` back in place of their
+    /// lock entries and releases the range (an asynchronous direct IO or edit that
+    /// failed or was cancelled before it committed).
+    pub(crate) fn release_restoring(mut self, evicted: Vec<Evicted<T>>) {
+        self.held
+            .take()
+            .expect("a live guard")
+            .release_restoring(evicted);
     }
 
     /// Makes the release put the evicted entries back (see

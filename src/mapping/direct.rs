@@ -2,7 +2,9 @@
 //! dirty pages (see the [module docs](super)).
 
 use core::fmt;
+use core::future::Future;
 use core::ops::{RangeBounds, RangeInclusive};
+use std::sync::Arc;
 
 use super::error::MappingError;
 use super::evict::Eviction;
@@ -157,6 +159,93 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         guard.unseal();
         Ok(DirectIo {
             guard,
+            bytes: first..=last,
+            kind,
+        })
+    }
+
+    /// [`direct_io`](Self::direct_io) for a task: the lock is awaited as a future (in
+    /// one queue with the blocking waiters), each evicted dirty page is handed to
+    /// `flush(index, page)` and its future awaited, and the guard returned is `Send`
+    /// (hold it across the device IO's `.await`, drop it on any worker).
+    ///
+    /// `flush` gets the page itself rather than a borrow of its data under the page lock
+    /// (no lock is held across an `.await`): the page is marked evicted before `flush`
+    /// is called, so no buffered write changes its data any more, and `flush` reads it
+    /// with [`Page::read`]. Only dirty pages are handed over, in index order, one at a
+    /// time; each is marked clean once its `flush` succeeds. If a `flush` fails, or the
+    /// returned future is dropped at any await point (a timeout around it), every
+    /// evicted page is put back, dirty where its data had not been flushed, the range is
+    /// unlocked, and nothing is lost. A task is never told `WouldDeadlock`: a task that
+    /// starts a direct IO over pages of its own direct IO or edit waits until the future
+    /// is dropped (see [`XArray::lock_range_async`](crate::XArray::lock_range_async)).
+    ///
+    /// ```
+    /// use rangelock::mapping::{DirectIoKind, Mapping};
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    ///
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Waker};
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = Context::from_waker(Waker::noop());
+    /// #     loop { if let Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::yield_now(); }
+    /// # }
+    /// let file: Mapping<u64> = Mapping::new();
+    /// file.set_size(4 * 4096);
+    /// file.write(1, |_| Ok::<_, ()>(0), |data| *data = 11).unwrap(); // a dirty page
+    /// let device = AtomicU64::new(0);
+    /// let flush = |index, page: std::sync::Arc<rangelock::mapping::Page<u64>>| {
+    ///     let device = &device;
+    ///     async move {
+    ///         assert_eq!(index, 1);
+    ///         device.store(page.read(|data| *data), Ordering::Relaxed); // the device write
+    ///         Ok::<_, ()>(())
+    ///     }
+    /// };
+    /// let io = block_on(file.direct_io_async(0..2 * 4096, DirectIoKind::Write, flush)).unwrap();
+    /// assert_eq!(device.load(Ordering::Relaxed), 11); // handed over before the IO
+    /// assert_eq!(io.pages(), 0..=1);
+    /// std::thread::scope(|s| s.spawn(move || drop(io)).join().unwrap()); // completed elsewhere
+    /// assert!(file.pages().is_empty());
+    /// ```
+    pub async fn direct_io_async<E, F, Fut>(
+        &self,
+        bytes: impl RangeBounds<u64>,
+        kind: DirectIoKind,
+        mut flush: F,
+    ) -> Result<DetachedDirectIo<'_, P, SLOTS>, MappingError<E>>
+    where
+        F: FnMut(u64, Arc<Page<P>>) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+        let (first, last) = self.geometry.bytes(&bytes)?;
+        let pages = self.geometry.page_of(first)..=self.geometry.page_of(last);
+        let guard = self.lock_evicting_async(pages, LockMode::Shared).await?;
+        // Dropped on an error, a panic or a cancellation before `commit`: the pages go
+        // back.
+        let eviction = Eviction::new(self, guard);
+        let evicted: Vec<(u64, Arc<Page<P>>)> = eviction
+            .pages()
+            .map(|(index, page)| (index, Arc::clone(page)))
+            .collect();
+        for (index, page) in evicted {
+            let dirty = {
+                let mut lock = page.lock();
+                lock.set_evicted(true);
+                lock.is_dirty()
+            };
+            if dirty {
+                flush(index, Arc::clone(&page))
+                    .await
+                    .map_err(MappingError::Io)?;
+                page.lock().set_dirty(false);
+            }
+        }
+        let mut guard = eviction.commit();
+        guard.unseal();
+        Ok(DetachedDirectIo {
+            pages: guard.range(),
+            _guard: guard,
             bytes: first..=last,
             kind,
         })

@@ -26,22 +26,58 @@ use std::sync::Arc;
 use super::error::MappingError;
 use super::page::{Page, PageLock};
 use super::{Mapping, DIRTY, WRITEBACK};
-use crate::lock::{Evicted, LockMode, RangeGuard};
+use crate::lock::{DetachedGuard, Evicted, LockMode, RangeGuard};
 
-/// Pages evicted by a range lock that the operation has not yet committed to.
-pub(crate) struct Eviction<'a, P: Send + Sync + 'static, const SLOTS: usize> {
+/// What an [`Eviction`] needs of the guard it holds: a thread's [`RangeGuard`] (the
+/// blocking operations) or a task's [`DetachedGuard`] (the asynchronous ones).
+pub(crate) trait EvictingGuard<T>: Sized {
+    /// The entries the acquisition evicted, in index order.
+    fn take_evicted(&mut self) -> Vec<Evicted<T>>;
+    /// Puts `evicted` back and releases the range.
+    fn release_restoring(self, evicted: Vec<Evicted<T>>);
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> EvictingGuard<T> for RangeGuard<'_, T, SLOTS> {
+    fn take_evicted(&mut self) -> Vec<Evicted<T>> {
+        RangeGuard::take_evicted(self)
+    }
+
+    fn release_restoring(self, evicted: Vec<Evicted<T>>) {
+        RangeGuard::release_restoring(self, evicted);
+    }
+}
+
+impl<T: Send + Sync + 'static, const SLOTS: usize> EvictingGuard<T>
+    for DetachedGuard<'_, T, SLOTS>
+{
+    fn take_evicted(&mut self) -> Vec<Evicted<T>> {
+        DetachedGuard::take_evicted(self)
+    }
+
+    fn release_restoring(self, evicted: Vec<Evicted<T>>) {
+        DetachedGuard::release_restoring(self, evicted);
+    }
+}
+
+/// Pages evicted by a range lock that the operation has not yet committed to; `G` is
+/// the guard that holds the range.
+pub(crate) struct Eviction<
+    'a,
+    P: Send + Sync + 'static,
+    const SLOTS: usize,
+    G: EvictingGuard<Page<P>>,
+> {
     mapping: &'a Mapping<P, SLOTS>,
-    guard: Option<RangeGuard<'a, Page<P>, SLOTS>>,
+    guard: Option<G>,
     evicted: Vec<Evicted<Page<P>>>,
 }
 
-impl<'a, P: Send + Sync + 'static, const SLOTS: usize> Eviction<'a, P, SLOTS> {
+impl<'a, P: Send + Sync + 'static, const SLOTS: usize, G: EvictingGuard<Page<P>>>
+    Eviction<'a, P, SLOTS, G>
+{
     /// Takes over what `guard` evicted. The guard must hold the evicted entries alone
     /// (sealed, or Exclusive) until [`commit`](Self::commit).
-    pub(crate) fn new(
-        mapping: &'a Mapping<P, SLOTS>,
-        mut guard: RangeGuard<'a, Page<P>, SLOTS>,
-    ) -> Self {
+    pub(crate) fn new(mapping: &'a Mapping<P, SLOTS>, mut guard: G) -> Self {
         let evicted = guard.take_evicted();
         Eviction {
             mapping,
@@ -58,12 +94,14 @@ impl<'a, P: Send + Sync + 'static, const SLOTS: usize> Eviction<'a, P, SLOTS> {
     }
 
     /// Keeps the eviction: the pages are gone for good; the guard is the caller's.
-    pub(crate) fn commit(mut self) -> RangeGuard<'a, Page<P>, SLOTS> {
+    pub(crate) fn commit(mut self) -> G {
         self.guard.take().expect("committed once")
     }
 }
 
-impl<P: Send + Sync + 'static, const SLOTS: usize> Drop for Eviction<'_, P, SLOTS> {
+impl<P: Send + Sync + 'static, const SLOTS: usize, G: EvictingGuard<Page<P>>> Drop
+    for Eviction<'_, P, SLOTS, G>
+{
     fn drop(&mut self) {
         let Some(guard) = self.guard.take() else {
             return;
@@ -113,6 +151,23 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     ) -> Result<RangeGuard<'_, Page<P>, SLOTS>, MappingError<E>> {
         self.pages
             .lock_range_sealed(pages, mode)
+            .map_err(MappingError::Lock)
+    }
+
+    /// [`lock_evicting`](Self::lock_evicting) for a task: waits as a future
+    /// ([`XArray::lock_range_sealed_async`]) and returns a guard that is `Send`. A task
+    /// is never told `WouldDeadlock` (see `lock/future.rs`), so this does not fail on a
+    /// valid range.
+    ///
+    /// [`XArray::lock_range_sealed_async`]: crate::XArray::lock_range_sealed_async
+    pub(crate) async fn lock_evicting_async<E>(
+        &self,
+        pages: RangeInclusive<u64>,
+        mode: LockMode,
+    ) -> Result<DetachedGuard<'_, Page<P>, SLOTS>, MappingError<E>> {
+        self.pages
+            .lock_range_sealed_async(pages, mode)
+            .await
             .map_err(MappingError::Lock)
     }
 }
