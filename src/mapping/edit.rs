@@ -5,8 +5,9 @@ use core::fmt;
 use core::ops::{RangeBounds, RangeInclusive};
 use std::sync::Arc;
 
+use super::edit_async::DetachedEditGuard;
 use super::error::MappingError;
-use super::evict::Eviction;
+use super::evict::{EvictingGuard, Eviction};
 use super::page::Page;
 use super::Mapping;
 use crate::lock::{LockMode, RangeGuard};
@@ -21,11 +22,34 @@ use crate::lock::{LockMode, RangeGuard};
 #[must_use = "the pages are unlocked as soon as the guard is dropped"]
 pub struct EditGuard<'a, P: Send + Sync + 'static, const SLOTS: usize = 64> {
     guard: RangeGuard<'a, Page<P>, SLOTS>,
-    dirty: Vec<(u64, Arc<Page<P>>)>,
-    size: u64,
+    edited: Edited<P>,
 }
 
-impl<P: Send + Sync + 'static, const SLOTS: usize> EditGuard<'_, P, SLOTS> {
+/// An edit, before it runs: the pages it locks, which of the evicted dirty pages it
+/// hands over (`keeps`), and its size change (`size_after`, see
+/// [`Mapping::evict_for`]). The blocking and the asynchronous edits run the same plans.
+pub(super) struct Plan<K, S> {
+    pub(super) pages: RangeInclusive<u64>,
+    keeps: K,
+    size_after: S,
+}
+
+/// A plan's `keeps`.
+pub(super) trait Keeps: Fn(u64) -> bool + Send {}
+impl<F: Fn(u64) -> bool + Send> Keeps for F {}
+
+/// A plan's `size_after`.
+pub(super) trait SizeAfter: Fn(u64) -> Result<Option<u64>, MappingError> + Send {}
+impl<F: Fn(u64) -> Result<Option<u64>, MappingError> + Send> SizeAfter for F {}
+
+/// What an edit hands over with its guard: the evicted dirty pages it keeps, and the
+/// size it set.
+pub(super) struct Edited<P> {
+    pub(super) dirty: Vec<(u64, Arc<Page<P>>)>,
+    pub(super) size: u64,
+}
+
+impl<'a, P: Send + Sync + 'static, const SLOTS: usize> EditGuard<'a, P, SLOTS> {
     /// The pages locked (and emptied) for the edit.
     pub fn pages(&self) -> RangeInclusive<u64> {
         self.guard.range()
@@ -33,7 +57,7 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> EditGuard<'_, P, SLOTS> {
 
     /// The file size the edit set.
     pub fn size(&self) -> u64 {
-        self.size
+        self.edited.size
     }
 
     /// The evicted dirty pages whose data survives the edit, by index: the page that
@@ -41,7 +65,7 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> EditGuard<'_, P, SLOTS> {
     /// page that moves. Their data must reach the device before the on-disk edit. Pages
     /// whose data the edit discards are not listed.
     pub fn dirty(&self) -> &[(u64, Arc<Page<P>>)] {
-        &self.dirty
+        &self.edited.dirty
     }
 
     /// Says that the [`dirty`](Self::dirty) pages are on the device: a write-back waiting
@@ -49,47 +73,69 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> EditGuard<'_, P, SLOTS> {
     pub fn dirty_written(&mut self) {
         self.guard.unseal();
     }
+
+    /// The same edit, releasable on another thread (the on-disk edit completes
+    /// asynchronously). It leaves this thread's held-lock list, as
+    /// [`RangeGuard::detach`] does.
+    pub fn detach(self) -> DetachedEditGuard<'a, P, SLOTS> {
+        DetachedEditGuard::new(self.guard.detach(), self.edited)
+    }
 }
 
 impl<P: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for EditGuard<'_, P, SLOTS> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EditGuard")
             .field("pages", &self.pages())
-            .field("size", &self.size)
-            .field("dirty", &self.dirty.len())
+            .field("size", &self.edited.size)
+            .field("dirty", &self.edited.dirty.len())
             .finish()
     }
 }
 
 impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
-    /// Locks `pages` Exclusive, sealed, and changes the size by `size_after(current)`
-    /// (`None`: unchanged; an error refuses the edit and puts everything back), in one
-    /// atomic step, so that a size change on a range this edit does not hold (a direct
-    /// write past the end calling `set_size`) is never overwritten. Then evicts the
-    /// pages and keeps the dirty ones for which `keeps(index)` holds.
-    fn edit(
+    /// Runs `plan` on a thread: locks its pages Exclusive, sealed, then
+    /// [`evict_for`](Self::evict_for).
+    fn edit<K, S>(&self, plan: Plan<K, S>) -> Result<EditGuard<'_, P, SLOTS>, MappingError>
+    where
+        K: Fn(u64) -> bool,
+        S: Fn(u64) -> Result<Option<u64>, MappingError>,
+    {
+        let guard = self.lock_evicting(plan.pages.clone(), LockMode::Exclusive)?;
+        let (guard, edited) = self.evict_for(guard, &plan)?;
+        Ok(EditGuard { guard, edited })
+    }
+
+    /// With `guard` holding `plan.pages` Exclusive, sealed: changes the size by
+    /// `size_after(current)` (`None`: unchanged; an error refuses the edit and puts
+    /// everything back), in one atomic step, so that a size change on a range this edit
+    /// does not hold (a direct write past the end calling `set_size`) is never
+    /// overwritten. Then evicts the pages and keeps the dirty ones for which
+    /// `keeps(index)` holds.
+    pub(super) fn evict_for<G, K, S>(
         &self,
-        pages: RangeInclusive<u64>,
-        keeps: impl Fn(u64) -> bool,
-        size_after: impl Fn(u64) -> Result<Option<u64>, MappingError>,
-    ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
-        let guard = self.lock_evicting(pages, LockMode::Exclusive)?;
+        guard: G,
+        plan: &Plan<K, S>,
+    ) -> Result<(G, Edited<P>), MappingError>
+    where
+        G: EvictingGuard<Page<P>>,
+        K: Fn(u64) -> bool,
+        S: Fn(u64) -> Result<Option<u64>, MappingError>,
+    {
         // Dropped on a refusal before `commit`: the pages go back.
         let eviction = Eviction::new(self, guard);
-        let size = self.update_size(size_after)?;
+        let size = self.update_size(&plan.size_after)?;
         let mut dirty = Vec::new();
         for (index, page) in eviction.pages() {
             let mut lock = page.lock();
             lock.set_evicted(true);
             if lock.is_dirty() {
                 lock.set_dirty(false);
-                if keeps(index) {
+                if (plan.keeps)(index) {
                     dirty.push((index, Arc::clone(page)));
                 }
             }
         }
-        let guard = eviction.commit();
-        Ok(EditGuard { guard, dirty, size })
+        Ok((eviction.commit(), Edited { dirty, size }))
     }
 
     /// Sets the file size to `new_size`, evicting every page from the one that holds
@@ -112,13 +158,18 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// assert!(matches!(file.fault(2, |_| Ok::<_, ()>(0)), Err(MappingError::BeyondEof { index: 2, .. })));
     /// ```
     pub fn truncate(&self, new_size: u64) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
+        self.edit(self.truncate_plan(new_size))
+    }
+
+    /// What [`truncate`](Self::truncate) locks, keeps and sets.
+    pub(super) fn truncate_plan(&self, new_size: u64) -> Plan<impl Keeps, impl SizeAfter> {
         let first = self.geometry.page_of(new_size);
         let partial = !self.geometry.is_aligned(new_size);
-        self.edit(
-            first..=u64::MAX,
-            |index| partial && index == first,
-            |_| Ok(Some(new_size)),
-        )
+        Plan {
+            pages: first..=u64::MAX,
+            keeps: move |index| partial && index == first,
+            size_after: move |_| Ok(Some(new_size)),
+        }
     }
 
     /// Evicts the pages that cover `bytes` (the caller frees the blocks on disk). The
@@ -144,15 +195,23 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         &self,
         bytes: impl RangeBounds<u64>,
     ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
-        let (first, last) = self.geometry.bytes(&bytes)?;
+        self.edit(self.punch_hole_plan(&bytes)?)
+    }
+
+    /// What [`punch_hole`](Self::punch_hole) locks, keeps and sets.
+    pub(super) fn punch_hole_plan(
+        &self,
+        bytes: &impl RangeBounds<u64>,
+    ) -> Result<Plan<impl Keeps, impl SizeAfter>, MappingError> {
+        let (first, last) = self.geometry.bytes(bytes)?;
         let (p, q) = (self.geometry.page_of(first), self.geometry.page_of(last));
         let head_partial = !self.geometry.is_aligned(first);
         let tail_partial = last != u64::MAX && !self.geometry.is_aligned(last + 1);
-        self.edit(
-            p..=q,
-            |index| (head_partial && index == p) || (tail_partial && index == q),
-            |_| Ok(None),
-        )
+        Ok(Plan {
+            pages: p..=q,
+            keeps: move |index| (head_partial && index == p) || (tail_partial && index == q),
+            size_after: |_| Ok(None),
+        })
     }
 
     /// Removes `bytes` from the file, moving everything after them down (the caller
@@ -181,19 +240,27 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         &self,
         bytes: impl RangeBounds<u64>,
     ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
-        let (first, last) = self.aligned(&bytes)?;
+        self.edit(self.collapse_range_plan(&bytes)?)
+    }
+
+    /// What [`collapse_range`](Self::collapse_range) locks, keeps and sets.
+    pub(super) fn collapse_range_plan(
+        &self,
+        bytes: &impl RangeBounds<u64>,
+    ) -> Result<Plan<impl Keeps, impl SizeAfter>, MappingError> {
+        let (first, last) = self.aligned(bytes)?;
         let last_page = self.geometry.page_of(last);
-        self.edit(
-            self.geometry.page_of(first)..=u64::MAX,
-            |index| index > last_page,
-            |size| {
+        Ok(Plan {
+            pages: self.geometry.page_of(first)..=u64::MAX,
+            keeps: move |index| index > last_page,
+            size_after: move |size| {
                 // Linux's rule: the range must end before the end of file.
                 if size == 0 || last >= size - 1 {
                     return Err(MappingError::OutsideFile { first, last, size });
                 }
                 Ok(Some(size - (last - first + 1)))
             },
-        )
+        })
     }
 
     /// Inserts `bytes.len()` bytes of hole at the range's start, moving everything from
@@ -218,11 +285,19 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         &self,
         bytes: impl RangeBounds<u64>,
     ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
-        let (first, last) = self.aligned(&bytes)?;
-        self.edit(
-            self.geometry.page_of(first)..=u64::MAX,
-            |_| true,
-            |size| {
+        self.edit(self.insert_range_plan(&bytes)?)
+    }
+
+    /// What [`insert_range`](Self::insert_range) locks, keeps and sets.
+    pub(super) fn insert_range_plan(
+        &self,
+        bytes: &impl RangeBounds<u64>,
+    ) -> Result<Plan<impl Keeps, impl SizeAfter>, MappingError> {
+        let (first, last) = self.aligned(bytes)?;
+        Ok(Plan {
+            pages: self.geometry.page_of(first)..=u64::MAX,
+            keeps: |_| true,
+            size_after: move |size| {
                 if first >= size {
                     return Err(MappingError::OutsideFile { first, last, size });
                 }
@@ -236,7 +311,7 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
                         added: (last - first).saturating_add(1),
                     })
             },
-        )
+        })
     }
 
     /// The first and last byte of a page-aligned range.

@@ -63,6 +63,22 @@
 //! if it cannot be pinned unlock and retry a bounded number of times, then fall back to
 //! a buffered write. It neither deadlocks nor livelocks.
 //!
+//! # Tasks
+//!
+//! [`Mapping::fault_async`], [`Mapping::direct_io_async`] and the asynchronous edits
+//! ([`Mapping::truncate_async`], [`Mapping::punch_hole_async`],
+//! [`Mapping::collapse_range_async`], [`Mapping::insert_range_async`]) do what their
+//! blocking versions do, with the range lock awaited as a future in one queue with the
+//! blocking waiters and a guard that is `Send` ([`DetachedDirectIo`],
+//! [`DetachedEditGuard`]). A direct IO's `flush` is then a future too, handed each
+//! evicted dirty page (marked evicted first, so its data no longer changes) with no lock
+//! held across its `.await`. Dropping any of these futures at any await point puts back
+//! what it evicted, dirty where its data had not been flushed. A task is never told
+//! `WouldDeadlock` (see [`XArray::lock_range_async`](crate::XArray::lock_range_async)),
+//! and a thread waits for a task's guard rather than failing: keep blocking calls off
+//! an executor's workers (a worker blocked on a page that a task on its own queue holds
+//! may never run that task).
+//!
 //! # Lock order
 //!
 //! Range locks (ascending), then page locks, then the tree's internal node and head
@@ -77,6 +93,7 @@
 
 mod direct;
 mod edit;
+mod edit_async;
 mod error;
 mod evict;
 mod fault;
@@ -92,6 +109,7 @@ use crate::xarray::{Mark, XArray};
 
 pub use direct::{DetachedDirectIo, DirectIo, DirectIoKind};
 pub use edit::EditGuard;
+pub use edit_async::DetachedEditGuard;
 pub use error::MappingError;
 pub use geometry::PageGeometry;
 pub use gup::{MappedBuffer, WritePath, WriteSource};
