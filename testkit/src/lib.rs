@@ -4,7 +4,7 @@
 //! | module | what | used by |
 //! |---|---|---|
 //! | [`counting_alloc`] | a per-thread counting `#[global_allocator]` | `tests/xarray_memory.rs`, `tests/lock_memory.rs`, `benches/lock_cost.rs`, `examples/quickstart.rs`, `compare/benches/range_lock.rs`, `compare/examples/mixed_io` |
-//! | [`executor`] | `block_on`: poll with a no-op waker until ready | `benches/lock_async.rs`, `tests/mapping/detach.rs` |
+//! | [`executor`] | `block_on`: poll with a no-op waker until ready; `park_on`: park between polls, woken by the waker | `benches/lock_async.rs`, `tests/mapping/`, `tests/lock/async_acquire/` |
 //! | [`bench`](mod@bench) | the benches' shared criterion settings | `benches/`, `compare/benches/range_lock.rs` |
 //! | [`threads`] | run a closure on n threads released together; the disjoint-lockers workload | `benches/lookup.rs`, `benches/lock_cost.rs`, `compare/benches/range_lock.rs` |
 //!

@@ -268,37 +268,7 @@ async fn cancel_rounds(xa: &Arc<XArray<u64, 4>>, rounds: usize) -> usize {
 
 /// A minimal executor: polls on this thread, parks it between polls, and the waker
 /// unparks it (and counts its wakes).
-struct Unpark {
-    thread: thread::Thread,
-    wakes: AtomicUsize,
-}
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.wakes.fetch_add(1, Ordering::SeqCst);
-        self.thread.unpark();
-    }
-}
-
-fn block_on_counting<F: Future>(future: F) -> (F::Output, usize) {
-    let unpark = Arc::new(Unpark {
-        thread: thread::current(),
-        wakes: AtomicUsize::new(0),
-    });
-    let waker = Waker::from(unpark.clone());
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return (out, unpark.wakes.load(Ordering::SeqCst));
-        }
-        thread::park();
-    }
-}
+use rangelock_testkit::executor::{park_on_counting as block_on_counting, Unpark};
 
 fn futures_block_on<F: Future>(future: F) -> F::Output {
     block_on_counting(future).0
@@ -339,10 +309,7 @@ fn a_grant_to_a_dropped_future_is_handed_on() {
     xa.store(0, Arc::new(0)).unwrap(); // no head fast path: a real lock entry
     let holder = xa.try_lock_range(10..20, LockMode::Exclusive).unwrap();
     let mut future = Box::pin(xa.lock_range_async(10..20, LockMode::Exclusive));
-    let woken = Arc::new(Unpark {
-        thread: thread::current(),
-        wakes: AtomicUsize::new(0),
-    });
+    let woken = Unpark::for_current_thread();
     let waker = Waker::from(woken.clone());
     assert!(future
         .as_mut()
@@ -360,7 +327,7 @@ fn a_grant_to_a_dropped_future_is_handed_on() {
         thread::sleep(Duration::from_millis(1));
     }
     drop(holder); // reserved for the future, the front of the queue: its waker runs
-    assert_eq!(woken.wakes.load(Ordering::SeqCst), 1);
+    assert_eq!(woken.wakes(), 1);
     assert!(rx.try_recv().is_err(), "the thread jumped the queue");
     drop(future); // handed on
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 10..=19);
