@@ -9,7 +9,9 @@
 //! - `edits`: size changes and the truncate family against concurrent users;
 //! - `writeback`: write-back against concurrent writers and direct IO;
 //! - `eviction_undo`: the undo of an eviction, and callbacks that panic;
-//! - `detach`: direct IO completed on another thread.
+//! - `detach`: direct IO completed on another thread, and `fault_async`;
+//! - `tasks`: direct IO and the edits as futures: `Send`, cancellation at every await
+//!   point, timer cancellation beside writers.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -20,4 +22,5 @@ mod eviction_undo;
 mod model;
 mod oracle;
 mod scenarios;
+mod tasks;
 mod writeback;

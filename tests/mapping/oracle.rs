@@ -34,6 +34,7 @@ use crate::support::faulty_mapping::{Faults, FaultyMapping};
 use crate::support::lock_harness::{stress_secs, Budget};
 use crate::support::oracle::{run, Config, Report};
 use crate::support::page_cache::{NaiveMapping, PageData};
+use crate::support::task_mapping::TaskMapping;
 
 /// The longest the negative control may take to catch the naive mapping.
 const NAIVE_CAP: Duration = Duration::from_secs(20);
@@ -102,6 +103,20 @@ fn rangelock_mapping_on_a_four_slot_tree_has_no_stale_reads() {
     let mapping = Mapping::with_tree(XArray::<_, 4>::with_slots(), PageGeometry::default());
     let report = run(
         "rangelock Mapping, 4-slot tree",
+        mapping,
+        config(Budget::new(MIRI_ROUNDS), false),
+    );
+    assert_consistent(&report);
+}
+
+/// Issue 14: the same oracle with faults, direct IO and edits run as futures (each
+/// thread its own parking executor, see `tests/support/task_mapping.rs`), beside the
+/// blocking buffered IO and write-back on the same pages.
+#[test]
+fn task_driven_mapping_has_no_stale_reads() {
+    let mapping = TaskMapping(Mapping::<PageData>::new());
+    let report = run(
+        "rangelock Mapping driven by tasks",
         mapping,
         config(Budget::new(MIRI_ROUNDS), false),
     );

@@ -27,7 +27,7 @@
 //! | `lock_harness` | generator, budget, watchdog, value signatures, waits | lock and tree stress, mapping oracle |
 //! | `mapping_ops`, `page_cache_model` | the page-cache operations and their sequential model | `mapping::model` |
 //! | `mapping_fixture`, `mapping_waits` | files, devices, watchdogs of the page-cache scenarios | `mapping::{scenarios, edits, writeback}` |
-//! | `page_cache`, `faulty_mapping`, `oracle`, `oracle_checks` | the consistency oracle | `mapping::oracle` |
+//! | `page_cache`, `faulty_mapping`, `task_mapping`, `oracle`, `oracle_checks` | the consistency oracle (blocking, with failures injected, as tasks) | `mapping::oracle` |
 //! | `loom_harness` | the loom model runner (outcomes, preemption bound) | `loom`, compare's loom tests |
 #![allow(dead_code, unused_imports)]
 
@@ -62,6 +62,8 @@ pub mod quickcheck_harness;
 pub mod range_ops;
 #[cfg(not(loom))]
 pub mod replay;
+#[cfg(not(loom))]
+pub mod task_mapping;
 #[cfg(not(loom))]
 pub mod tree_checks;
 #[cfg(not(loom))]

@@ -1,12 +1,26 @@
 //! The driver of the model test: runs one operation sequence on a mapping and on the
 //! sequential model (`support/page_cache_model.rs`) side by side, and compares every
 //! answer, callback and piece of state after each operation.
+//!
+//! Every other step runs as a task: a fault, direct IO or edit at an odd step calls the
+//! asynchronous variant (`fault_async`, `direct_io_async`, `truncate_async`, ...) and
+//! must resolve on its first poll (nothing else runs, so nothing may make it wait),
+//! unless its pages meet a direct IO the driver holds: there a thread is told
+//! `WouldDeadlock` and a task would wait for ever, so the step stays blocking. Both
+//! kinds must give the model's answers and callbacks. Only a thread's direct IOs are
+//! held on between steps (a thread waits for a task's guard, where the model expects
+//! `WouldDeadlock`).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::future::Future;
+use std::ops::{Bound, RangeInclusive};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
-use rangelock::mapping::{DirectIo, DirectIoKind, EditGuard, Mapping, MappingError, PageGeometry};
+use rangelock::mapping::{DetachedDirectIo, DetachedEditGuard, DirectIo, DirectIoKind, EditGuard};
+use rangelock::mapping::{Mapping, MappingError, Page, PageGeometry};
 use rangelock::mapping::{DIRTY, WRITEBACK};
 use rangelock::{Entry, LockMode, XArray};
 
@@ -26,6 +40,45 @@ fn run_unchecked(ops: &[Op]) {
     let narrow: Mapping<Data, 4> =
         Mapping::with_tree(XArray::with_slots(), PageGeometry::new(4).unwrap());
     Driver::new(&narrow).run(ops);
+}
+
+/// The output of an asynchronous operation that cannot wait: `future` must resolve on
+/// its first poll.
+#[track_caller]
+fn ready<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("an uncontended asynchronous operation waited"),
+    }
+}
+
+/// An edit's guard: a thread's, or a task's.
+enum AnyEdit<'m, const S: usize> {
+    Thread(EditGuard<'m, Data, S>),
+    Task(DetachedEditGuard<'m, Data, S>),
+}
+
+impl<const S: usize> AnyEdit<'_, S> {
+    fn pages(&self) -> RangeInclusive<u64> {
+        match self {
+            AnyEdit::Thread(g) => g.pages(),
+            AnyEdit::Task(g) => g.pages(),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            AnyEdit::Thread(g) => g.size(),
+            AnyEdit::Task(g) => g.size(),
+        }
+    }
+
+    fn dirty(&self) -> &[(u64, Arc<Page<Data>>)] {
+        match self {
+            AnyEdit::Thread(g) => g.dirty(),
+            AnyEdit::Task(g) => g.dirty(),
+        }
+    }
 }
 
 /// The mapping under test, its device, the callbacks it made, its held direct IOs, and
@@ -91,6 +144,28 @@ impl<'m, const S: usize> Driver<'m, S> {
         }
     }
 
+    /// [`writer`](Self::writer) as an asynchronous direct IO's `flush`: it is handed the
+    /// page, already marked evicted and still dirty.
+    fn async_writer(
+        &self,
+        fail: Option<usize>,
+    ) -> impl FnMut(u64, Arc<Page<Data>>) -> std::future::Ready<Result<(), Fail>> + '_ {
+        let mut write = self.writer(Call::Flush, fail);
+        move |i, page| {
+            assert!(
+                page.is_evicted() && page.is_dirty(),
+                "handed over: {page:?}"
+            );
+            std::future::ready(page.read(|data| write(i, data)))
+        }
+    }
+
+    /// Whether the operation of step `step` over pages `p..=q` runs as a task (see the
+    /// module docs).
+    fn as_task(&self, step: u64, p: u64, q: u64) -> bool {
+        step % 2 == 1 && self.model.held_in(p, q).is_none()
+    }
+
     /// The index of the failing call, as the model counts it.
     fn fail_index(&self, dirty: &[u64], fail_at: Option<u8>) -> Option<usize> {
         fail_at
@@ -125,7 +200,13 @@ impl<'m, const S: usize> Driver<'m, S> {
                 let i = page.at(g.top);
                 let want = self.model.fault(i, fail);
                 let got = if matches!(op, Op::Fault { .. }) {
-                    map.fault(i, self.fill(fail)).map(|p| p.read(|d| *d))
+                    let page = if self.as_task(step, i, i) {
+                        let mut fill = self.fill(fail);
+                        ready(map.fault_async(i, async move { fill(i) }))
+                    } else {
+                        map.fault(i, self.fill(fail))
+                    };
+                    page.map(|p| p.read(|d| *d))
                 } else {
                     map.read(i, self.fill(fail), |d| *d)
                 };
@@ -187,7 +268,7 @@ impl<'m, const S: usize> Driver<'m, S> {
                 write,
                 fail_at,
                 hold,
-            } => self.direct(g.bounds(bytes), write, fail_at, hold, value),
+            } => self.direct(step, g.bounds(bytes), write, fail_at, hold, value),
             Op::Release(k) => {
                 if !self.held.is_empty() {
                     let k = usize::from(k) % self.held.len();
@@ -204,7 +285,12 @@ impl<'m, const S: usize> Driver<'m, S> {
                     Ok(size),
                     DiskEdit::Zero(size, u64::MAX),
                 );
-                self.edited(map.truncate(size), want, DiskEdit::Zero(size, u64::MAX));
+                let got = if self.as_task(step, size / g.ps, g.top) {
+                    ready(map.truncate_async(size)).map(AnyEdit::Task)
+                } else {
+                    map.truncate(size).map(AnyEdit::Thread)
+                };
+                self.edited(got, want, DiskEdit::Zero(size, u64::MAX));
             }
             Op::PunchHole(bytes) => {
                 let bounds = g.bounds(bytes);
@@ -226,20 +312,24 @@ impl<'m, const S: usize> Driver<'m, S> {
                     }
                 };
                 let disk = g.span(bounds).map(|(a, b)| DiskEdit::Zero(a, b));
-                self.edited(
-                    map.punch_hole(bounds),
-                    want,
-                    disk.unwrap_or(DiskEdit::Zero(1, 0)),
-                );
+                let (p, q) = g.span(bounds).map_or((0, 0), |(a, b)| (a / g.ps, b / g.ps));
+                let got = if self.as_task(step, p, q) {
+                    ready(map.punch_hole_async(bounds)).map(AnyEdit::Task)
+                } else {
+                    map.punch_hole(bounds).map(AnyEdit::Thread)
+                };
+                self.edited(got, want, disk.unwrap_or(DiskEdit::Zero(1, 0)));
             }
             Op::Collapse(bytes) | Op::Insert(bytes) => {
                 let collapse = matches!(op, Op::Collapse(_));
                 let bounds = g.bounds(bytes);
                 let (want, disk) = self.model.move_range(bounds, collapse);
-                let got = if collapse {
-                    map.collapse_range(bounds)
-                } else {
-                    map.insert_range(bounds)
+                let p = g.span(bounds).map_or(0, |(a, _)| a / g.ps);
+                let got = match (collapse, self.as_task(step, p, g.top)) {
+                    (true, false) => map.collapse_range(bounds).map(AnyEdit::Thread),
+                    (false, false) => map.insert_range(bounds).map(AnyEdit::Thread),
+                    (true, true) => ready(map.collapse_range_async(bounds)).map(AnyEdit::Task),
+                    (false, true) => ready(map.insert_range_async(bounds)).map(AnyEdit::Task),
                 };
                 self.edited(got, want, disk);
             }
@@ -278,12 +368,7 @@ impl<'m, const S: usize> Driver<'m, S> {
 
     /// Compares an edit's guard with the model's, then does what the file system does:
     /// writes the handed-over pages, edits the disk, drops the guard.
-    fn edited(
-        &mut self,
-        got: Result<EditGuard<'_, Data, S>, MappingError>,
-        want: Edit,
-        disk: DiskEdit,
-    ) {
+    fn edited(&mut self, got: Result<AnyEdit<'_, S>, MappingError>, want: Edit, disk: DiskEdit) {
         let at = &self.at;
         match (got, want) {
             (Ok(guard), Ok((range, size, dirty))) => {
@@ -311,6 +396,7 @@ impl<'m, const S: usize> Driver<'m, S> {
 
     fn direct(
         &mut self,
+        step: u64,
         bounds: (Bound<u64>, Bound<u64>),
         write: bool,
         fail_at: Option<u8>,
@@ -324,10 +410,17 @@ impl<'m, const S: usize> Driver<'m, S> {
             DirectIoKind::Read
         };
         let Some((first, last)) = g.span(bounds) else {
-            let got = self
-                .map
-                .direct_io(bounds, kind, self.writer(Call::Flush, None))
-                .map(drop);
+            let got = if step % 2 == 1 {
+                ready(
+                    self.map
+                        .direct_io_async(bounds, kind, self.async_writer(None)),
+                )
+                .map(drop)
+            } else {
+                self.map
+                    .direct_io(bounds, kind, self.writer(Call::Flush, None))
+                    .map(drop)
+            };
             assert_eq!(
                 got,
                 Err(MappingError::InvalidRange {
@@ -342,19 +435,30 @@ impl<'m, const S: usize> Driver<'m, S> {
         let dirty = self.model.dirty_in(p, q);
         let fail = self.fail_index(&dirty, fail_at);
         let want = self.model.write_back(&dirty, fail_at, Call::Flush);
-        let got = self
-            .map
-            .direct_io(bounds, kind, self.writer(Call::Flush, fail));
-        let io = match (got, want) {
+        // A thread's guard, or a task's: the latter lives until the IO is done.
+        type Guards<'m, const S: usize> = (
+            Option<DirectIo<'m, Data, S>>,
+            Option<DetachedDirectIo<'m, Data, S>>,
+        );
+        let got = if self.as_task(step, p, q) {
+            let io = ready(
+                self.map
+                    .direct_io_async(bounds, kind, self.async_writer(fail)),
+            );
+            io.map(|io| ((io.pages(), io.bytes(), io.kind()), (None, Some(io))))
+        } else {
+            let io = self
+                .map
+                .direct_io(bounds, kind, self.writer(Call::Flush, fail));
+            io.map(|io| ((io.pages(), io.bytes(), io.kind()), (Some(io), None)))
+        };
+        let (shape, (io, _task_io)): (_, Guards<'_, S>) = match (got, want) {
             (Ok(io), Ok(_)) => io,
             (Err(got), Err(want)) => return assert_eq!(got, want, "{at}"),
-            (got, want) => panic!("{at}: got {got:?}, want {want:?}"),
+            (Err(got), want) => panic!("{at}: got {got:?}, want {want:?}"),
+            (Ok(io), want) => panic!("{at}: got {:?}, want {want:?}", io.0),
         };
-        assert_eq!(
-            (io.pages(), io.bytes(), io.kind()),
-            (p..=q, first..=last, kind),
-            "{at}"
-        );
+        assert_eq!(shape, (p..=q, first..=last, kind), "{at}");
         let locked = self.map.pages().get(p);
         assert!(
             matches!(
@@ -382,7 +486,9 @@ impl<'m, const S: usize> Driver<'m, S> {
                 }
             });
         }
-        if hold && self.held.len() < 3 {
+        // A task's guard is not held on: the model answers `WouldDeadlock` for a held
+        // range, which only a thread's own guards give (a thread waits for a task's).
+        if let Some(io) = io.filter(|_| hold && self.held.len() < 3) {
             self.held.push(io);
             self.model.held.push((p, q));
         }
