@@ -57,7 +57,8 @@ cargo test --release -p rangelock --test loom -- mapping:: "$@"
 # checked by the injected-failure oracle (tests/mapping/oracle.rs).
 cargo test --release -p rangelock --test loom -- fsync:: "$@"
 # Async acquisition (tests/loom/async_acquire.rs): waker registration vs release, cancel
-# vs grant; under a second, both capped at one preemption.
+# vs grant (a plain claim, a sealed claim holding an evicted item, a queued fill); about
+# 5 s in all, each capped at one preemption.
 cargo test --release -p rangelock --test loom -- async_acquire:: "$@"
 # A range store against the lock fast path on an empty tree (tests/loom/range_write.rs):
 # two preemptions, about 45 s.

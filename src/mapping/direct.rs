@@ -172,8 +172,10 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// `flush` gets the page itself rather than a borrow of its data under the page lock
     /// (no lock is held across an `.await`): the page is marked evicted before `flush`
     /// is called, so no buffered write changes its data any more, and `flush` reads it
-    /// with [`Page::read`]. Only dirty pages are handed over, in index order, one at a
-    /// time; each is marked clean once its `flush` succeeds. If a `flush` fails, or the
+    /// with [`Page::read`]. Marking a page takes its page lock, which waits out a
+    /// buffered write or a write-back in progress on that page (a short blocking wait,
+    /// as in the blocking path). Only dirty pages are handed over, in index order, one
+    /// at a time; each is marked clean once its `flush` succeeds. If a `flush` fails, or the
     /// returned future is dropped at any await point (a timeout around it), every
     /// evicted page is put back, dirty where its data had not been flushed, the range is
     /// unlocked, and nothing is lost. A task is never told `WouldDeadlock`: a task that

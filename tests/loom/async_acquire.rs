@@ -17,6 +17,13 @@
 //!   never run its own fill. A lost wake-up parks it for ever.
 //! * `a_release_wakes_an_async_lookup`: `load_wait_async`'s watcher record against a
 //!   release that removes the entry; the lookup must end with the empty index.
+//! * `a_cancelled_sealed_claim_puts_back_its_prefix`: a sealed asynchronous claim (the
+//!   lock of `Mapping::direct_io_async`) over an item and a locked index evicts the item,
+//!   queues, and is dropped while the holder releases (maybe reserving the entry for
+//!   it): the item must be back, unmarked pending, and the range free.
+//! * `a_fill_cancelled_while_queued_is_handed_on`: `get_or_fill_async` queued on an
+//!   index being filled is dropped while the filler publishes: the published item
+//!   stays, its fill never runs, and nothing is left locked or reserved.
 //!
 //! Run by `ci/loom.sh`.
 
@@ -185,6 +192,95 @@ fn a_release_wakes_an_async_lookup() {
                 "lookup found it unlocked"
             });
             assert_released(&xa);
+        },
+    );
+}
+
+#[test]
+fn a_cancelled_sealed_claim_puts_back_its_prefix() {
+    model_reaching_capped(
+        Some(1),
+        &["cancelled while queued", "granted at first poll"],
+        |outcomes| {
+            let (xa, _table) = tree();
+            xa.store(0, Arc::new(10)).unwrap();
+            let held = xa.lock_range(1..=1, LockMode::Exclusive).unwrap();
+            let canceller = {
+                let xa = xa.clone();
+                loom::thread::spawn(move || {
+                    let mut future = Box::pin(xa.lock_range_sealed_async(0..=1, LockMode::Shared));
+                    let polled = future
+                        .as_mut()
+                        .poll(&mut Context::from_waker(Waker::noop()));
+                    loom::thread::yield_now();
+                    match polled {
+                        // Granted: the guard took the item; give it back as an undo would.
+                        Poll::Ready(guard) => {
+                            let mut guard = guard.unwrap();
+                            assert_eq!(guard.take_evicted().len(), 1);
+                            false
+                        }
+                        Poll::Pending => {
+                            drop(future); // holds the evicted item, maybe a reservation
+                            true
+                        }
+                    }
+                })
+            };
+            drop(held);
+            let queued = canceller.join().unwrap();
+            if queued {
+                outcomes.saw("cancelled while queued");
+                assert_eq!(xa.load(0).as_deref(), Some(&10), "the evicted item is lost");
+            } else {
+                outcomes.saw("granted at first poll");
+                assert!(xa.get(0).is_empty());
+            }
+            drop(xa.try_lock_range(0..=1, LockMode::Exclusive).unwrap());
+            assert!(matches!(xa.get(1), Entry::Empty));
+            xa.check_invariants().unwrap();
+        },
+    );
+}
+
+#[test]
+fn a_fill_cancelled_while_queued_is_handed_on() {
+    model_reaching_capped(
+        Some(1),
+        &["cancelled while queued", "hit the item at first poll"],
+        |outcomes| {
+            let (xa, _table) = tree();
+            let filling = xa.lock_range(1..=1, LockMode::Exclusive).unwrap();
+            let canceller = {
+                let xa = xa.clone();
+                loom::thread::spawn(move || {
+                    // Its fill must never run: it would end the fault with an error.
+                    let fill = async { Err::<Arc<u64>, _>("filled") };
+                    let mut future = Box::pin(xa.get_or_fill_async(1, fill));
+                    let polled = future
+                        .as_mut()
+                        .poll(&mut Context::from_waker(Waker::noop()));
+                    loom::thread::yield_now();
+                    drop(future);
+                    match polled {
+                        Poll::Ready(item) => {
+                            assert_eq!(*item.unwrap(), 7);
+                            false
+                        }
+                        Poll::Pending => true,
+                    }
+                })
+            };
+            filling.publish(Arc::new(7)).unwrap();
+            outcomes.saw(if canceller.join().unwrap() {
+                "cancelled while queued"
+            } else {
+                "hit the item at first poll"
+            });
+            assert_eq!(xa.load(1).as_deref(), Some(&7));
+            // A reservation stranded on the dropped fault would refuse this.
+            drop(xa.try_lock_range(0..=3, LockMode::Exclusive).unwrap());
+            xa.check_invariants().unwrap();
         },
     );
 }

@@ -109,8 +109,14 @@ fn assert_nothing_lost(file: &Mapping<u64, 4>, device: &[AtomicU64], at: &str) {
 #[test]
 fn a_direct_io_async_dropped_at_any_await_point_loses_nothing() {
     let (mut queued, mut in_flush, mut completed) = (0, 0, 0);
+    // Under Miri, a sample of the drop points (each case builds a file).
+    let drop_points: Vec<usize> = if cfg!(miri) {
+        vec![1, 2, 3, 5, 8, 24]
+    } else {
+        (1..=24).collect()
+    };
     for release_at in [None, Some(1), Some(3)] {
-        for polls in 1..=24 {
+        for &polls in &drop_points {
             let at = format!("released at {release_at:?}, dropped after {polls} polls");
             let file = dirty_file();
             let device: Vec<AtomicU64> = (0..8).map(|_| AtomicU64::new(0)).collect();
