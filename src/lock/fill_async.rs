@@ -28,7 +28,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use super::error::{FillError, LockError};
-use super::future::LockRangeFuture;
+use super::future::{Claimed, LockRangeFuture};
 use crate::sync::ItemArc as Arc;
 use crate::xarray::{Entry, XArray};
 
@@ -124,13 +124,13 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         let claimed = core::future::poll_fn(|cx| claim.poll_claim(cx))
             .await
             .map_err(FillError::Lock)?;
-        if let Some(item) = claimed {
-            return Ok(item);
-        }
-        // Dropped at the fill's await, or unwound from it, the guard puts back the
-        // value entry it would have replaced.
-        let guard = claim.granted().restore_on_release();
         drop(claim);
+        let guard = match claimed {
+            Claimed::Hit(item) => return Ok(item),
+            // Dropped at the fill's await, or unwound from it, the guard puts back the
+            // value entry it would have replaced.
+            Claimed::Granted(guard) => guard.restore_on_release(),
+        };
         let item = fill.await.map_err(FillError::Fill)?;
         if guard.publish(Arc::clone(&item)).is_err() {
             unreachable!("a one-index Exclusive guard publishes");

@@ -29,7 +29,11 @@
 //! | `Waiting` | record queued under `base` | not woken: store the waker, `Pending`; woken: walk again | withdraw, hand on, roll back |
 //! | `Finished` | output returned | panics | nothing |
 //!
-//! A walk ends in `Done` (the guard is returned), or `Waiting` again. Dropping a
+//! A walk ends in `Done` (the guard is returned), or `Waiting` again. The claim (cursor
+//! position, queue position, evicted entries) lives on the stack of the poll that walks
+//! and moves into a box only if the walk ends queued: the future itself holds the tree,
+//! the range, the mode and the state (48 bytes), so an executor moves it cheaply and
+//! the uncontended acquisition allocates nothing. Dropping a
 //! `Waiting` future is exactly a timeout ([`LockCursor::abandon`]): its record leaves the
 //! queue, the waiters that deferred to it are woken, an entry reserved for it passes to
 //! the next in its queue (or is removed when nobody else waits), and the prefix it had
@@ -60,6 +64,7 @@ use core::task::{Context, Poll, Waker};
 use super::acquire::{lock_span, Patience, Queued, Walked};
 use super::claim::Claim;
 use super::error::LockError;
+use super::evicted::Evicted;
 use super::guard::DetachedGuard;
 use super::lock_cursor::LockCursor;
 use super::LockMode;
@@ -68,15 +73,27 @@ use crate::xarray::span::Inclusive;
 use crate::xarray::XArray;
 
 /// Where a [`LockRangeFuture`] stands.
-enum State {
+enum State<T> {
     /// Not polled yet, or the range was invalid (the error boxed: it is rare, and the
     /// future is moved whole into its executor, so its size is paid on every call).
     Start(Option<Box<LockError>>),
-    /// Its record is queued: under the key `queued.registered`, with queue position
-    /// `claim.seq`.
-    Waiting,
+    /// Its record is queued: the claim, with queue position `claim.seq`, under the key
+    /// `queued.registered`.
+    Waiting(Box<Queue<T>>),
     /// Walking (between two states; a panic there leaves it so) or done.
     Finished,
+}
+
+/// The claim of an acquisition that walks, and where its record is queued.
+struct Queue<T> {
+    claim: Claim<T>,
+    queued: Queued,
+}
+
+/// What a claim gave: the range, or (a fill claim only) the item it found.
+pub(crate) enum Claimed<'a, T: Send + Sync + 'static, const SLOTS: usize> {
+    Granted(DetachedGuard<'a, T, SLOTS>),
+    Hit(Arc<T>),
 }
 
 /// The future of [`XArray::lock_range_async`]: resolves to a [`DetachedGuard`] of the
@@ -85,9 +102,13 @@ enum State {
 #[must_use = "futures do nothing unless polled"]
 pub struct LockRangeFuture<'a, T: Send + Sync + 'static, const SLOTS: usize = 64> {
     xa: &'a XArray<T, SLOTS>,
-    claim: Claim<T>,
-    queued: Queued,
-    state: State,
+    range: Inclusive,
+    mode: LockMode,
+    /// Leave the entries made by evicting sealed (`lock_range_sealed_async`).
+    seal: bool,
+    /// A fill claim (`get_or_fill_async`): stop at an item instead of evicting it.
+    keep_items: bool,
+    state: State<T>,
 }
 
 impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
@@ -124,20 +145,17 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         range: impl RangeBounds<u64>,
         mode: LockMode,
     ) -> LockRangeFuture<'_, T, SLOTS> {
-        let (span, error) = match lock_span(&range) {
+        let (range, error) = match lock_span(&range) {
             Ok(span) => (span, None),
-            Err(error) => (
-                crate::xarray::span::Inclusive { first: 0, last: 0 },
-                Some(error),
-            ),
+            Err(error) => (Inclusive { first: 0, last: 0 }, Some(Box::new(error))),
         };
-        let mut claim = Claim::new(span, mode, false);
-        claim.task = true;
         LockRangeFuture {
             xa: self,
-            claim,
-            queued: Queued::default(),
-            state: State::Start(error.map(Box::new)),
+            range,
+            mode,
+            seal: false,
+            keep_items: false,
+            state: State::Start(error),
         }
     }
 
@@ -178,7 +196,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         mode: LockMode,
     ) -> LockRangeFuture<'_, T, SLOTS> {
         let mut future = self.lock_range_async(range, mode);
-        future.claim.seal = true;
+        future.seal = true;
         future
     }
 }
@@ -188,95 +206,103 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
     /// item instead of evicting it (`keep_items`), with no fast path (the sync fill has
     /// none either).
     pub(crate) fn fill_claim(xa: &'a XArray<T, SLOTS>, index: u64) -> Self {
-        let range = crate::xarray::span::Inclusive {
-            first: index,
-            last: index,
-        };
-        let mut claim = Claim::new(range, LockMode::Exclusive, true);
-        claim.task = true;
         LockRangeFuture {
             xa,
-            claim,
-            queued: Queued::default(),
+            range: Inclusive {
+                first: index,
+                last: index,
+            },
+            mode: LockMode::Exclusive,
+            seal: false,
+            keep_items: true,
             state: State::Start(None),
         }
     }
 
-    /// The guard of a completed claim (its evicted entries move into it). It never
-    /// enters the polling thread's held list: the task, not the thread, holds it.
+    /// The guard of a completed claim, holding what it evicted. It never enters the
+    /// polling thread's held list: the task, not the thread, holds it.
     #[inline]
-    pub(crate) fn granted(&mut self) -> DetachedGuard<'a, T, SLOTS> {
-        self.state = State::Finished;
-        let c = &mut self.claim;
-        let evicted = core::mem::take(&mut c.evicted);
-        let guard = DetachedGuard::new(self.xa, c.first, c.last, c.mode, evicted);
-        if !c.seal || guard.evicted().is_empty() {
+    fn granted(&self, evicted: Vec<Evicted<T>>) -> DetachedGuard<'a, T, SLOTS> {
+        let (first, last) = (self.range.first, self.range.last);
+        let guard = DetachedGuard::new(self.xa, first, last, self.mode, evicted);
+        if !self.seal || guard.evicted().is_empty() {
             return guard; // nothing sealed: the common case, and every fast path
         }
         let sealed = guard.evicted().iter().map(|e| e.block).collect();
         guard.with_sealed(sealed)
     }
 
-    /// One walk; `Pending` with the record queued and `waker` in it, or the outcome as
-    /// [`XArray::run_claim`] gives it: `Ok(None)` all claimed (take the guard with
-    /// [`granted`](Self::granted)), `Ok(Some(item))` a fill claim found an item.
-    #[inline(never)]
-    fn walk(&mut self, waker: &Waker) -> Poll<Result<Option<Arc<T>>, LockError>> {
-        self.state = State::Finished;
+    /// One walk of `q`'s claim, the tasks it woke woken once it holds no lock.
+    fn walk(&self, q: &mut Queue<T>, waker: &Waker) -> Walked<T> {
         let mut lc = LockCursor::new(self.xa);
-        let walked = lc.walk(
-            &mut self.claim,
-            &mut self.queued,
-            Patience::Forever,
-            Some(waker),
-        );
-        // Wakes the tasks this walk woke, with no lock held.
+        let walked = lc.walk(&mut q.claim, &mut q.queued, Patience::Forever, Some(waker));
         drop(lc);
+        walked
+    }
+
+    /// The outcome of a walk that did not end queued.
+    fn outcome(
+        &self,
+        walked: Walked<T>,
+        q: &mut Queue<T>,
+    ) -> Result<Claimed<'a, T, SLOTS>, LockError> {
         match walked {
-            Walked::Done => Poll::Ready(Ok(None)),
-            Walked::Hit(item) => Poll::Ready(Ok(Some(item))),
-            Walked::Waiting { base, seq } => {
-                debug_assert_eq!(
-                    (self.queued.registered, self.claim.seq),
-                    (Some(base), Some(seq))
-                );
-                self.state = State::Waiting;
-                Poll::Pending
-            }
-            Walked::Failed(error) => Poll::Ready(Err(error)),
+            Walked::Done => Ok(Claimed::Granted(
+                self.granted(core::mem::take(&mut q.claim.evicted)),
+            )),
+            Walked::Hit(item) => Ok(Claimed::Hit(item)),
+            Walked::Failed(error) => Err(error),
+            Walked::Waiting { .. } => unreachable!("a queued walk has no outcome yet"),
         }
     }
 
-    /// Polls the claim: the state machine of the table above, with the outcome of
-    /// [`walk`](Self::walk).
+    /// The first walk (the fast path failed), its claim on this stack: boxed into the
+    /// state only if the walk ends queued.
+    #[inline(never)]
+    fn first_walk(&mut self, waker: &Waker) -> Poll<Result<Claimed<'a, T, SLOTS>, LockError>> {
+        let mut claim = Claim::new(self.range, self.mode, self.keep_items);
+        claim.task = true;
+        claim.seal = self.seal;
+        let mut q = Queue {
+            claim,
+            queued: Queued::default(),
+        };
+        match self.walk(&mut q, waker) {
+            Walked::Waiting { .. } => {
+                self.state = State::Waiting(Box::new(q));
+                Poll::Pending
+            }
+            walked => Poll::Ready(self.outcome(walked, &mut q)),
+        }
+    }
+
+    /// Polls the claim: the state machine of the table above, from its first walk (the
+    /// fast path is [`Future::poll`]'s).
     #[inline]
     pub(crate) fn poll_claim(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<Arc<T>>, LockError>> {
+    ) -> Poll<Result<Claimed<'a, T, SLOTS>, LockError>> {
         match core::mem::replace(&mut self.state, State::Finished) {
             State::Start(Some(error)) => Poll::Ready(Err(*error)),
-            State::Start(None) => {
-                let c = &self.claim;
-                let range = Inclusive {
-                    first: c.first,
-                    last: c.last,
-                };
-                if !c.keep_items && self.xa.try_lock_fast(range, c.mode) {
-                    return Poll::Ready(Ok(None));
-                }
-                self.walk(cx.waker())
-            }
-            State::Waiting => {
-                let (Some(base), Some(seq)) = (self.queued.registered, self.claim.seq) else {
+            // The fast path was tried by `Future::poll` (a fill claim has none).
+            State::Start(None) => self.first_walk(cx.waker()),
+            State::Waiting(mut q) => {
+                let (Some(base), Some(seq)) = (q.queued.registered, q.claim.seq) else {
                     unreachable!("a waiting future's record is registered")
                 };
                 let table = self.xa.wait_table();
                 if !table.poll_woken(self.xa.id, base, seq, cx.waker()) {
-                    self.state = State::Waiting;
+                    self.state = State::Waiting(q);
                     return Poll::Pending;
                 }
-                self.walk(cx.waker())
+                match self.walk(&mut q, cx.waker()) {
+                    Walked::Waiting { .. } => {
+                        self.state = State::Waiting(q);
+                        Poll::Pending
+                    }
+                    walked => Poll::Ready(self.outcome(walked, &mut q)),
+                }
             }
             State::Finished => panic!("LockRangeFuture polled after it resolved"),
         }
@@ -289,10 +315,25 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Future for LockRangeFutur
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // The fast path (one compare-exchange of an empty head, or of empty slots of one
+        // node), straight to the guard: no claim is built, nothing is wrapped.
+        if let State::Start(None) = this.state {
+            if !this.keep_items && this.xa.try_lock_fast(this.range, this.mode) {
+                this.state = State::Finished;
+                let (first, last) = (this.range.first, this.range.last);
+                return Poll::Ready(Ok(DetachedGuard::new(
+                    this.xa,
+                    first,
+                    last,
+                    this.mode,
+                    Vec::new(),
+                )));
+            }
+        }
         match this.poll_claim(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(None)) => Poll::Ready(Ok(this.granted())),
-            Poll::Ready(Ok(Some(_))) => unreachable!("only a fill keeps items"),
+            Poll::Ready(Ok(Claimed::Granted(guard))) => Poll::Ready(Ok(guard)),
+            Poll::Ready(Ok(Claimed::Hit(_))) => unreachable!("only a fill keeps items"),
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
         }
     }
@@ -301,9 +342,9 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Future for LockRangeFutur
 impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for LockRangeFuture<'_, T, SLOTS> {
     /// A future dropped while queued gives up as a timeout does.
     fn drop(&mut self) {
-        if let State::Waiting = self.state {
+        if let State::Waiting(q) = &mut self.state {
             let mut lc = LockCursor::new(self.xa);
-            lc.abandon(&mut self.claim, &mut self.queued);
+            lc.abandon(&mut q.claim, &mut q.queued);
         }
     }
 }
@@ -312,12 +353,12 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for LockRangeFutur
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Start(_) => "start",
-            State::Waiting => "waiting",
+            State::Waiting(_) => "waiting",
             State::Finished => "finished",
         };
         f.debug_struct("LockRangeFuture")
-            .field("range", &(self.claim.first..=self.claim.last))
-            .field("mode", &self.claim.mode)
+            .field("range", &(self.range.first..=self.range.last))
+            .field("mode", &self.mode)
             .field("state", &state)
             .finish_non_exhaustive()
     }
