@@ -316,11 +316,13 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Future for LockRangeFutur
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         // The fast path (one compare-exchange of an empty head, or of empty slots of one
-        // node), straight to the guard: no claim is built, nothing is wrapped.
+        // node), straight to the guard: no claim is built, nothing is wrapped. The guard
+        // is built here, not by `granted` (nothing was evicted, so nothing is sealed):
+        // three alternating bench runs had `granted` 1 to 4 ns slower on every row.
         if let State::Start(None) = this.state {
             if !this.keep_items && this.xa.try_lock_fast(this.range, this.mode) {
                 this.state = State::Finished;
-                let (first, last) = (this.range.first, this.range.last);
+                let Inclusive { first, last } = this.range;
                 return Poll::Ready(Ok(DetachedGuard::new(
                     this.xa,
                     first,

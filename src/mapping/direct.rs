@@ -226,18 +226,14 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         // Dropped on an error, a panic or a cancellation before `commit`: the pages go
         // back.
         let eviction = Eviction::new(self, guard);
-        let evicted: Vec<(u64, Arc<Page<P>>)> = eviction
-            .pages()
-            .map(|(index, page)| (index, Arc::clone(page)))
-            .collect();
-        for (index, page) in evicted {
+        for (index, page) in eviction.pages() {
             let dirty = {
                 let mut lock = page.lock();
                 lock.set_evicted(true);
                 lock.is_dirty()
             };
             if dirty {
-                flush(index, Arc::clone(&page))
+                flush(index, Arc::clone(page))
                     .await
                     .map_err(MappingError::Io)?;
                 page.lock().set_dirty(false);

@@ -95,11 +95,10 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for EditGuard<'_, 
 impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// Runs `plan` on a thread: locks its pages Exclusive, sealed, then
     /// [`evict_for`](Self::evict_for).
-    fn edit<K, S>(&self, plan: Plan<K, S>) -> Result<EditGuard<'_, P, SLOTS>, MappingError>
-    where
-        K: Fn(u64) -> bool,
-        S: Fn(u64) -> Result<Option<u64>, MappingError>,
-    {
+    fn edit(
+        &self,
+        plan: Plan<impl Keeps, impl SizeAfter>,
+    ) -> Result<EditGuard<'_, P, SLOTS>, MappingError> {
         let guard = self.lock_evicting(plan.pages.clone(), LockMode::Exclusive)?;
         let (guard, edited) = self.evict_for(guard, &plan)?;
         Ok(EditGuard { guard, edited })
@@ -111,16 +110,11 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// does not hold (a direct write past the end calling `set_size`) is never
     /// overwritten. Then evicts the pages and keeps the dirty ones for which
     /// `keeps(index)` holds.
-    pub(super) fn evict_for<G, K, S>(
+    pub(super) fn evict_for<G: EvictingGuard<Page<P>>>(
         &self,
         guard: G,
-        plan: &Plan<K, S>,
-    ) -> Result<(G, Edited<P>), MappingError>
-    where
-        G: EvictingGuard<Page<P>>,
-        K: Fn(u64) -> bool,
-        S: Fn(u64) -> Result<Option<u64>, MappingError>,
-    {
+        plan: &Plan<impl Keeps, impl SizeAfter>,
+    ) -> Result<(G, Edited<P>), MappingError> {
         // Dropped on a refusal before `commit`: the pages go back.
         let eviction = Eviction::new(self, guard);
         let size = self.update_size(&plan.size_after)?;
