@@ -18,7 +18,11 @@ use std::time::Duration;
 use rangelock::mapping::{DirectIoKind, Mapping, Page, DIRTY};
 use rangelock::{Entry, LockMode};
 
+use crate::support::task_mapping::YieldOnce;
+
 const PAGE: u64 = 4096;
+/// The pages of the file of `direct_io_cancelled_by_a_timer_beside_writers_loses_no_write`.
+const PAGES: u64 = 32;
 
 fn assert_send<S: Send>(_: &S) {}
 
@@ -43,21 +47,6 @@ fn the_futures_and_guards_are_send() {
     assert_send(&file.collapse_range_async(0..PAGE));
     assert_send(&file.insert_range_async(0..PAGE));
     assert_send(&file.truncate(0).unwrap().detach());
-}
-
-/// A future that is pending once (having woken itself), then ready: an await point.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if std::mem::replace(&mut self.0, true) {
-            return Poll::Ready(());
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
 }
 
 /// Pages 0..8 of a file, every one cached and dirty (page `i` holds `100 + i`) except
@@ -130,8 +119,8 @@ fn a_direct_io_async_dropped_at_any_await_point_loses_nothing() {
                 let (device, flushes) = (&device, &flushes);
                 async move {
                     flushes.fetch_add(1, Ordering::SeqCst);
-                    YieldOnce(false).await;
-                    YieldOnce(false).await;
+                    YieldOnce::new().await;
+                    YieldOnce::new().await;
                     let data = page.read(|d| *d);
                     device[index as usize].store(data, Ordering::SeqCst);
                     Ok::<_, ()>(())
@@ -210,7 +199,6 @@ fn an_async_edit_dropped_while_queued_puts_its_prefix_back() {
 /// nothing is left locked.
 #[test]
 fn direct_io_cancelled_by_a_timer_beside_writers_loses_no_write() {
-    const PAGES: u64 = 32;
     const WRITERS: u64 = 2;
     const TASKS: u64 = 4;
     let rounds = if cfg!(miri) { 10 } else { 4000 };
@@ -304,7 +292,6 @@ async fn direct_reads(
     rounds: u64,
     t: u64,
 ) -> (u64, u64) {
-    const PAGES: u64 = 32;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ t);
     let (mut cancelled, mut finished) = (0, 0);
     for _ in 0..rounds {

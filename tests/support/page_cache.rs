@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 
-use rangelock::mapping::{DirectIoKind, Mapping, MappingError, DIRTY};
+use rangelock::mapping::{DirectIoKind, Mapping, MappingError, Page, DIRTY};
 use rangelock::{Entry, XArray};
 
 /// Bytes per sector.
@@ -209,12 +209,26 @@ pub trait PageCache: Send + Sync {
 // ---------------------------------------------------------------------------------------
 
 /// The result of a mapping call that only fails past the end of file.
-fn in_file<T>(result: Result<T, MappingError<Infallible>>, what: &str) -> Option<T> {
+pub fn in_file<T>(result: Result<T, MappingError<Infallible>>, what: &str) -> Option<T> {
     match result {
         Ok(t) => Some(t),
         Err(MappingError::BeyondEof { .. }) => None,
         Err(error) => panic!("{what}: {error}"),
     }
+}
+
+/// What a file system does under an edit's guard: writes the edit's handed-over dirty
+/// pages to the disk, then applies the disk edit (`sectors` get `version`).
+pub fn finish_edit(
+    disk: &Disk,
+    dirty: &[(u64, Arc<Page<PageData>>)],
+    sectors: Range<u64>,
+    version: u64,
+) {
+    for (index, page) in dirty {
+        page.read(|data| disk.write_page(*index, data));
+    }
+    disk.edit(sectors, version);
 }
 
 /// A direct IO's `flush`: writes the handed-over dirty page to the disk.
@@ -283,20 +297,17 @@ impl<const S: usize> PageCache for Mapping<PageData, S> {
 
     fn truncate_to(&self, disk: &Disk, size: u64, version: u64) {
         let edit = self.truncate(size).expect("truncate");
-        for (index, page) in edit.dirty() {
-            page.read(|data| disk.write_page(*index, data));
-        }
-        disk.edit(size.div_ceil(SECTOR)..u64::MAX, version);
-        drop(edit);
+        finish_edit(disk, edit.dirty(), size.div_ceil(SECTOR)..u64::MAX, version);
     }
 
     fn punch(&self, disk: &Disk, bytes: Range<u64>, version: u64) {
         let edit = self.punch_hole(bytes.clone()).expect("punch_hole");
-        for (index, page) in edit.dirty() {
-            page.read(|data| disk.write_page(*index, data));
-        }
-        disk.edit(bytes.start / SECTOR..bytes.end / SECTOR, version);
-        drop(edit);
+        finish_edit(
+            disk,
+            edit.dirty(),
+            bytes.start / SECTOR..bytes.end / SECTOR,
+            version,
+        );
     }
 
     fn collapse(&self, disk: &Disk, bytes: Range<u64>, version: u64) -> bool {
@@ -305,11 +316,7 @@ impl<const S: usize> PageCache for Mapping<PageData, S> {
             Err(MappingError::OutsideFile { .. }) => return false,
             Err(error) => panic!("collapse_range: {error}"),
         };
-        for (index, page) in edit.dirty() {
-            page.read(|data| disk.write_page(*index, data));
-        }
-        disk.edit(bytes.start / SECTOR..u64::MAX, version);
-        drop(edit);
+        finish_edit(disk, edit.dirty(), bytes.start / SECTOR..u64::MAX, version);
         true
     }
 
@@ -319,11 +326,7 @@ impl<const S: usize> PageCache for Mapping<PageData, S> {
             Err(MappingError::OutsideFile { .. }) => return false,
             Err(error) => panic!("insert_range: {error}"),
         };
-        for (index, page) in edit.dirty() {
-            page.read(|data| disk.write_page(*index, data));
-        }
-        disk.edit(bytes.start / SECTOR..u64::MAX, version);
-        drop(edit);
+        finish_edit(disk, edit.dirty(), bytes.start / SECTOR..u64::MAX, version);
         true
     }
 

@@ -20,22 +20,28 @@ use std::task::{Context, Poll};
 use rangelock::mapping::{DirectIoKind, Mapping, MappingError, Page};
 use rangelock_testkit::executor::park_on;
 
-use super::page_cache::{Disk, PageCache, PageData, SECTOR};
+use super::page_cache::{finish_edit, in_file, Disk, PageCache, PageData, SECTOR};
 
 /// The mapping, driven by tasks (see the module docs).
 pub struct TaskMapping<const S: usize = 64>(pub Mapping<PageData, S>);
 
-/// A future that is pending once (having woken itself), then ready.
-struct YieldOnce(bool);
+/// A future that is pending once (having woken itself), then ready: an await point
+/// that waits for nothing.
+pub struct YieldOnce(bool);
+
+impl YieldOnce {
+    pub fn new() -> Self {
+        YieldOnce(false)
+    }
+}
 
 impl Future for YieldOnce {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
+        if std::mem::replace(&mut self.0, true) {
             return Poll::Ready(());
         }
-        self.0 = true;
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -48,33 +54,11 @@ type Flush<'d> = Pin<Box<dyn Future<Output = Result<(), Infallible>> + Send + 'd
 fn flush_to<'d>(disk: &'d Disk) -> impl FnMut(u64, Arc<Page<PageData>>) -> Flush<'d> + 'd {
     move |index, page| {
         Box::pin(async move {
-            YieldOnce(false).await;
+            YieldOnce::new().await;
             page.read(|data| disk.write_page(index, data));
             Ok(())
         })
     }
-}
-
-/// The result of a mapping call that only fails past the end of file.
-fn in_file<T>(result: Result<T, MappingError<Infallible>>, what: &str) -> Option<T> {
-    match result {
-        Ok(t) => Some(t),
-        Err(MappingError::BeyondEof { .. }) => None,
-        Err(error) => panic!("{what}: {error}"),
-    }
-}
-
-/// Writes an edit's handed-over dirty pages to the disk, then applies the disk edit.
-fn finish_edit(
-    disk: &Disk,
-    dirty: &[(u64, Arc<Page<PageData>>)],
-    sectors: Range<u64>,
-    version: u64,
-) {
-    for (index, page) in dirty {
-        page.read(|data| disk.write_page(*index, data));
-    }
-    disk.edit(sectors, version);
 }
 
 impl<const S: usize> PageCache for TaskMapping<S> {

@@ -277,13 +277,11 @@ async fn cancel_rounds(xa: &Arc<XArray<u64, 4>>, rounds: usize) -> usize {
     }
 }
 
-/// A minimal executor: polls on this thread, parks it between polls, and the waker
-/// unparks it (and counts its wakes).
-use rangelock_testkit::executor::{park_on_counting as block_on_counting, Unpark};
-
-fn futures_block_on<F: Future>(future: F) -> F::Output {
-    block_on_counting(future).0
-}
+// A minimal executor: polls on this thread, parks it between polls, and the waker
+// unparks it (and counts its wakes).
+use rangelock_testkit::executor::{
+    park_on as futures_block_on, park_on_counting as block_on_counting, Unpark,
+};
 
 #[test]
 fn a_minimal_executor_is_woken_by_the_release() {
