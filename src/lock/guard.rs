@@ -20,12 +20,46 @@ struct Held<'a, T: Send + Sync + 'static, const SLOTS: usize> {
     xa: &'a XArray<T, SLOTS>,
     first: u64,
     last: u64,
-    mode: LockMode,
-    /// Put the evicted entries back on release (a fill that failed), instead of
-    /// leaving the indices empty.
-    restore: bool,
+    /// The mode, and whether to put the evicted entries back on release (a fill that
+    /// failed) instead of leaving the indices empty.
+    flags: Flags,
     /// `None` while the guard has no evicted entry and nothing sealed.
     extra: Option<Box<Extra<T>>>,
+}
+
+/// A guard's mode and its restore flag, in one word. The fast paths build a guard that
+/// their caller moves at once: two byte fields written one by one and then copied as one
+/// word make the load wait for both stores to retire (a failed store forwarding, which
+/// perf put at a third of an uncontended whole-range lock and unlock), where a word
+/// written whole is forwarded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Flags(usize);
+
+impl Flags {
+    const EXCLUSIVE: usize = 1;
+    const RESTORE: usize = 2;
+
+    #[inline(always)]
+    fn new(mode: LockMode) -> Self {
+        Flags(match mode {
+            LockMode::Shared => 0,
+            LockMode::Exclusive => Self::EXCLUSIVE,
+        })
+    }
+
+    #[inline(always)]
+    fn mode(self) -> LockMode {
+        if self.0 & Self::EXCLUSIVE != 0 {
+            LockMode::Exclusive
+        } else {
+            LockMode::Shared
+        }
+    }
+
+    #[inline(always)]
+    fn restore(self) -> bool {
+        self.0 & Self::RESTORE != 0
+    }
 }
 
 /// The evicted entries and the sealed blocks of a guard that has any.
@@ -33,6 +67,16 @@ struct Extra<T> {
     evicted: Vec<Evicted<T>>,
     /// Entries still sealed (`pending`) by a sealed acquisition.
     sealed: Vec<Block>,
+}
+
+impl<T> Extra<T> {
+    #[inline(never)]
+    fn boxed(evicted: Vec<Evicted<T>>) -> Box<Self> {
+        Box::new(Extra {
+            evicted,
+            sealed: Vec::new(),
+        })
+    }
 }
 
 impl<T> Default for Extra<T> {
@@ -45,6 +89,11 @@ impl<T> Default for Extra<T> {
 }
 
 impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
+    /// Inlined: the fast paths build the guard in place. Out of line, this constructor
+    /// wrote the guard's byte fields one by one and its caller read them back as one
+    /// word, a failed store forwarding that perf put at a third of an uncontended
+    /// whole-range lock and unlock.
+    #[inline(always)]
     fn new(
         xa: &'a XArray<T, SLOTS>,
         first: u64,
@@ -52,18 +101,16 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
         mode: LockMode,
         evicted: Vec<Evicted<T>>,
     ) -> Self {
-        let extra = (!evicted.is_empty()).then(|| {
-            Box::new(Extra {
-                evicted,
-                ..Extra::default()
-            })
-        });
+        let extra = if evicted.is_empty() {
+            None
+        } else {
+            Some(Extra::boxed(evicted))
+        };
         Held {
             xa,
             first,
             last,
-            mode,
-            restore: false,
+            flags: Flags::new(mode),
             extra,
         }
     }
@@ -101,6 +148,11 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
         self.extra.get_or_insert_with(Box::default).sealed = sealed;
     }
 
+    #[inline]
+    fn mode(&self) -> LockMode {
+        self.flags.mode()
+    }
+
     fn tree(&self) -> u64 {
         self.xa.id
     }
@@ -128,8 +180,8 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
     /// slot; else a walk.
     #[inline]
     fn release(self) {
-        if !self.is_sealed() && !self.restore {
-            let state = LockState::single(self.mode);
+        if !self.is_sealed() && !self.flags.restore() {
+            let state = LockState::single(self.mode());
             if self.xa.try_release_head(self.is_whole(), state)
                 || (!self.is_whole() && self.xa.try_release_slots(self.first, self.last, state))
             {
@@ -142,7 +194,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
     #[inline(never)]
     fn release_slow(mut self) {
         let mut lc = LockCursor::new(self.xa);
-        if self.restore && !self.evicted().is_empty() {
+        if self.flags.restore() && !self.evicted().is_empty() {
             let evicted = self.take_evicted();
             lc.release_restoring(self.first, self.last, evicted);
             if self.is_sealed() {
@@ -163,7 +215,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
     /// Replaces a one-index Exclusive lock by `item` (see [`RangeGuard::publish`]);
     /// any other range is released and `item` handed back.
     fn publish(self, item: Arc<T>) -> Result<(), PublishError<T>> {
-        if self.first != self.last || self.mode != LockMode::Exclusive {
+        if self.first != self.last || self.mode() != LockMode::Exclusive {
             self.release();
             return Err(PublishError { item });
         }
@@ -181,7 +233,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
     /// [`RangeGuard::release_restoring`]).
     fn release_restoring(self, evicted: Vec<Evicted<T>>) {
         debug_assert!(
-            self.mode == LockMode::Exclusive
+            self.mode() == LockMode::Exclusive
                 || evicted
                     .iter()
                     .all(|e| self.sealed().iter().any(|b| b.first == e.block.first)),
@@ -197,10 +249,10 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
     }
 
     fn downgrade(&mut self) {
-        if self.mode == LockMode::Shared {
+        if self.mode() == LockMode::Shared {
             return;
         }
-        self.mode = LockMode::Shared;
+        self.flags.0 &= !Flags::EXCLUSIVE;
         if self.is_whole()
             && self.xa.try_change_head_state(
                 LockState::single(LockMode::Exclusive),
@@ -269,7 +321,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
     /// Makes the release put the evicted entries back (the fill protocol: a fill that
     /// fails or panics must not lose the shadow entry it was going to replace).
     pub(crate) fn restore_on_release(mut self) -> Self {
-        self.held.as_mut().expect("a live guard").restore = true;
+        self.held.as_mut().expect("a live guard").flags.0 |= Flags::RESTORE;
         self
     }
 
@@ -277,7 +329,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
     pub(crate) fn with_sealed(mut self, sealed: Vec<Block>) -> Self {
         let h = self.held.as_mut().expect("a live guard");
         if !sealed.is_empty() {
-            held::set_sealed(h.tree(), h.first, h.last, h.mode, true);
+            held::set_sealed(h.tree(), h.first, h.last, h.mode(), true);
         }
         h.set_sealed(sealed);
         self
@@ -297,7 +349,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
         if !h.is_sealed() {
             return;
         }
-        held::set_sealed(h.tree(), h.first, h.last, h.mode, false);
+        held::set_sealed(h.tree(), h.first, h.last, h.mode(), false);
         h.open_sealed();
     }
 
@@ -313,7 +365,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
     #[inline]
     fn take(&mut self) -> Held<'a, T, SLOTS> {
         let h = self.held.take().expect("a live guard");
-        held::remove(h.tree(), h.first, h.last, h.mode);
+        held::remove(h.tree(), h.first, h.last, h.mode(), h.is_sealed());
         crate::lockdep::released(h.tree(), h.first, h.last);
         h
     }
@@ -325,7 +377,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
 
     /// The mode the range is held in.
     pub fn mode(&self) -> LockMode {
-        self.held().mode
+        self.held().mode()
     }
 
     /// The items and values the acquisition removed from the range, in index order.
@@ -342,9 +394,10 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
     /// wakes the Shared waiters at the front of the queue. A Shared guard is unchanged.
     pub fn downgrade(&mut self) {
         let h = self.held.as_mut().expect("a live guard");
-        let from = h.mode;
+        let from = h.mode();
         h.downgrade();
-        held::set_mode(h.tree(), h.first, h.last, from, LockMode::Shared);
+        let sealed = h.is_sealed();
+        held::set_mode(h.tree(), h.first, h.last, sealed, from, LockMode::Shared);
         crate::lockdep::downgraded(h.tree(), h.first, h.last);
     }
 
@@ -420,7 +473,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'a, T, SLOT
 
     /// See [`RangeGuard::mode`].
     pub fn mode(&self) -> LockMode {
-        self.held().mode
+        self.held().mode()
     }
 
     /// See [`RangeGuard::evicted`].
@@ -477,7 +530,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> DetachedGuard<'a, T, SLOT
     /// [`RangeGuard::restore_on_release`]): an asynchronous fill that fails, panics
     /// or is cancelled leaves the index as it found it.
     pub(crate) fn restore_on_release(mut self) -> Self {
-        self.held.as_mut().expect("a live guard").restore = true;
+        self.held.as_mut().expect("a live guard").flags.0 |= Flags::RESTORE;
         self
     }
 }

@@ -1,8 +1,9 @@
 //! Per-thread tracking of the range locks a thread holds: deadlock detection.
 //!
 //! Every [`RangeGuard`](super::RangeGuard) registers its (tree, range, mode, sealed) in a
-//! small inline list of the thread that acquired it, and removes it when it is dropped or
-//! detached. Before an acquisition claims anything, it asks whether *this thread* holds
+//! list of the thread that acquired it (eight records in place in the thread-local, more
+//! in a spill `Vec`), and removes it when it is dropped or detached: a guard dropped in
+//! the order it was taken removes the newest record, one compare and one store. Before an acquisition claims anything, it asks whether *this thread* holds
 //! part of the range in a mode that conflicts with its request, or a pending entry of a
 //! guard that is still sealed (which nobody may join): waiting there would wait for
 //! itself (a direct-IO write whose user buffer is an mmap of its own range faults
@@ -29,7 +30,7 @@
 //! that is not empty after a new tree was registered. So a thread's list holds at most one
 //! record per guard it holds, plus one per guard it forgot on a tree that is still alive.
 
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 
 use smallvec::SmallVec;
 
@@ -47,107 +48,259 @@ struct Held {
     sealed: bool,
 }
 
-/// A thread's records, and the registry generation it last pruned against.
+impl Held {
+    const VACANT: Held = Held {
+        tree: 0,
+        first: 0,
+        last: 0,
+        mode: LockMode::Shared,
+        sealed: false,
+    };
+}
+
+/// How many records a thread keeps inline; more go to its spill list.
+const INLINE: usize = 8;
+
+/// A thread's records: the first [`INLINE`] in place, the rest in [`SPILL`], and the
+/// registry generation it last pruned against.
+///
+/// Nothing here needs dropping, so the thread-local is a plain per-thread address: no
+/// lazy initialisation or destructor registration to check on the path that every
+/// lock and unlock takes (with a `SmallVec` in a `RefCell`, those checks and the
+/// borrow flag cost about a fifth of an uncontended whole-range lock and unlock).
 struct HeldList {
-    records: SmallVec<[Held; 8]>,
-    pruned_at: u64,
+    /// Records in `inline[..len]`, in no particular order.
+    len: Cell<usize>,
+    inline: [Cell<Held>; INLINE],
+    /// Records in [`SPILL`] (read before touching it, so a thread that never holds more
+    /// than [`INLINE`] guards never initialises it).
+    spilled: Cell<usize>,
+    pruned_at: Cell<u64>,
 }
 
 #[cfg(not(loom))]
 crate::sync::thread_local! {
-    static HELD: RefCell<HeldList> = const {
-        RefCell::new(HeldList { records: SmallVec::new_const(), pruned_at: 0 })
+    static HELD: HeldList = const {
+        HeldList {
+            len: Cell::new(0),
+            inline: [const { Cell::new(Held::VACANT) }; INLINE],
+            spilled: Cell::new(0),
+            pruned_at: Cell::new(0),
+        }
     };
+    static SPILL: RefCell<Vec<Held>> = const { RefCell::new(Vec::new()) };
 }
 
 // loom's `thread_local!` takes no `const { }` initialiser.
 #[cfg(loom)]
 crate::sync::thread_local! {
-    static HELD: RefCell<HeldList> =
-        RefCell::new(HeldList { records: SmallVec::new_const(), pruned_at: 0 });
+    static HELD: HeldList = HeldList {
+        len: Cell::new(0),
+        inline: [const { Cell::new(Held::VACANT) }; INLINE],
+        spilled: Cell::new(0),
+        pruned_at: Cell::new(0),
+    };
+    static SPILL: RefCell<Vec<Held>> = RefCell::new(Vec::new());
 }
 
 impl HeldList {
+    fn inline(&self) -> &[Cell<Held>] {
+        &self.inline[..self.len.get()]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len.get() == 0 && self.spilled.get() == 0
+    }
+
+    /// Removes `inline[at]`, moving the last inline record into its place.
+    fn swap_remove_inline(&self, at: usize) {
+        let last = self.len.get() - 1;
+        self.inline[at].set(self.inline[last].get());
+        self.len.set(last);
+    }
+
+    /// Calls `f` on every record, inline then spilled, until it returns `true`.
+    fn any(&self, mut f: impl FnMut(&Held) -> bool) -> bool {
+        if self.inline().iter().any(|h| f(&h.get())) {
+            return true;
+        }
+        self.spilled.get() != 0 && SPILL.with(|spill| spill.borrow().iter().any(f))
+    }
+
+    /// Applies `f` to one record equal to `key` (the spilled ones are searched first;
+    /// equal records are interchangeable). `false`: there is none.
+    fn update(&self, key: &Held, f: impl FnOnce(&mut Held)) -> bool {
+        let mut f = Some(f);
+        if self.spilled.get() != 0 {
+            let done = SPILL.with(|spill| {
+                let mut spill = spill.borrow_mut();
+                let at = spill.iter().rposition(|h| h == key);
+                at.map(|at| (f.take().expect("unused"))(&mut spill[at]))
+                    .is_some()
+            });
+            if done {
+                return true;
+            }
+        }
+        let Some(cell) = self.inline().iter().rev().find(|h| h.get() == *key) else {
+            return false;
+        };
+        let mut h = cell.get();
+        (f.take().expect("unused"))(&mut h);
+        cell.set(h);
+        true
+    }
+
     /// Drops the records of trees dropped since the last prune (see the module docs).
-    fn prune(&mut self) {
+    fn prune(&self) {
         let generation = identity::dead_generation();
-        if generation == self.pruned_at {
+        if generation == self.pruned_at.get() {
             return;
         }
-        self.pruned_at = generation;
-        identity::with_dead(|dead| self.records.retain(|h| !dead(h.tree)));
+        self.pruned_at.set(generation);
+        identity::with_dead(|dead| {
+            let mut at = 0;
+            while at < self.len.get() {
+                if dead(self.inline[at].get().tree) {
+                    self.swap_remove_inline(at);
+                } else {
+                    at += 1;
+                }
+            }
+            if self.spilled.get() != 0 {
+                SPILL.with(|spill| {
+                    let mut spill = spill.borrow_mut();
+                    spill.retain(|h| !dead(h.tree));
+                    self.spilled.set(spill.len());
+                });
+            }
+        });
     }
 }
-
 /// Records that this thread now holds `first..=last` of `tree` in `mode`.
 #[inline]
 pub(crate) fn push(tree: u64, first: u64, last: u64, mode: LockMode) {
-    HELD.with(|held| {
-        let mut held = held.borrow_mut();
-        if !held.records.is_empty() {
-            held.prune();
+    HELD.with(|list| {
+        if !list.is_empty() {
+            list.prune();
         }
-        held.records.push(Held {
+        let record = Held {
             tree,
             first,
             last,
             mode,
             sealed: false,
-        })
+        };
+        let len = list.len.get();
+        if len < INLINE {
+            list.inline[len].set(record);
+            list.len.set(len + 1);
+        } else {
+            push_spilled(list, record);
+        }
     });
 }
 
-/// The most recent record equal to the arguments.
-fn find(list: &mut HeldList, tree: u64, first: u64, last: u64, mode: LockMode) -> Option<usize> {
-    list.records
-        .iter()
-        .rposition(|h| h.tree == tree && h.first == first && h.last == last && h.mode == mode)
+#[inline(never)]
+fn push_spilled(list: &HeldList, record: Held) {
+    SPILL.with(|spill| {
+        let mut spill = spill.borrow_mut();
+        spill.push(record);
+        list.spilled.set(spill.len());
+    });
 }
 
-/// Forgets one record equal to the arguments (the guard released or left the thread).
+/// Forgets one record of the guard over `first..=last` of `tree` in `mode`, `sealed` or
+/// not: it released or left the thread.
 #[inline]
-pub(crate) fn remove(tree: u64, first: u64, last: u64, mode: LockMode) {
-    // `try_with`: a guard dropped during thread-local destruction has nothing to forget.
-    let _ = HELD.try_with(|held| {
-        let mut held = held.borrow_mut();
-        if let Some(at) = find(&mut held, tree, first, last, mode) {
-            held.records.swap_remove(at);
+pub(crate) fn remove(tree: u64, first: u64, last: u64, mode: LockMode, sealed: bool) {
+    let key = Held {
+        tree,
+        first,
+        last,
+        mode,
+        sealed,
+    };
+    HELD.with(|list| {
+        // The common case: the newest inline record, nothing spilled.
+        let len = list.len.get();
+        if list.spilled.get() == 0 && len > 0 && list.inline[len - 1].get() == key {
+            list.len.set(len - 1);
+            return;
         }
+        remove_slow(list, &key);
     });
 }
 
-/// Changes the mode of one record (a downgrade).
-pub(crate) fn set_mode(tree: u64, first: u64, last: u64, from: LockMode, to: LockMode) {
-    HELD.with(|held| {
-        let mut held = held.borrow_mut();
-        if let Some(at) = find(&mut held, tree, first, last, from) {
-            held.records[at].mode = to;
+#[inline(never)]
+fn remove_slow(list: &HeldList, key: &Held) {
+    if list.spilled.get() != 0 {
+        // `try_with`: a guard dropped while this thread's spill list is being destroyed
+        // has nothing left to forget there.
+        let Ok(removed) = SPILL.try_with(|spill| {
+            let mut spill = spill.borrow_mut();
+            let at = spill.iter().rposition(|h| h == key);
+            if let Some(at) = at {
+                spill.swap_remove(at);
+                list.spilled.set(spill.len());
+            }
+            at.is_some()
+        }) else {
+            return;
+        };
+        if removed {
+            return;
         }
-    });
+    }
+    let at = list.inline().iter().rposition(|h| h.get() == *key);
+    debug_assert!(at.is_some(), "a live guard without its record: {key:?}");
+    if let Some(at) = at {
+        list.swap_remove_inline(at);
+    }
 }
 
-/// Marks one record sealed or not (a sealed guard made, or unsealed).
+/// Changes the mode of the record of a guard that is `sealed` or not (a downgrade).
+pub(crate) fn set_mode(
+    tree: u64,
+    first: u64,
+    last: u64,
+    sealed: bool,
+    from: LockMode,
+    to: LockMode,
+) {
+    let key = Held {
+        tree,
+        first,
+        last,
+        mode: from,
+        sealed,
+    };
+    HELD.with(|list| list.update(&key, |h| h.mode = to));
+}
+
+/// Marks the record of a guard sealed or not (a sealed guard made, or unsealed).
 pub(crate) fn set_sealed(tree: u64, first: u64, last: u64, mode: LockMode, sealed: bool) {
-    HELD.with(|held| {
-        let mut held = held.borrow_mut();
-        if let Some(at) = find(&mut held, tree, first, last, mode) {
-            held.records[at].sealed = sealed;
-        }
-    });
+    let key = Held {
+        tree,
+        first,
+        last,
+        mode,
+        sealed: !sealed,
+    };
+    HELD.with(|list| list.update(&key, |h| h.sealed = sealed));
 }
 
 /// The strongest mode in which this thread holds `index` of `tree`, if it does.
 pub(crate) fn mode_at(tree: u64, index: u64) -> Option<LockMode> {
-    HELD.with(|held| {
+    HELD.with(|list| {
         let mut found = None;
-        for h in held.borrow().records.iter() {
+        list.any(|h| {
             if h.tree == tree && h.first <= index && index <= h.last {
-                if h.mode == LockMode::Exclusive {
-                    return Some(LockMode::Exclusive);
-                }
-                found = Some(LockMode::Shared);
+                found = Some(h.mode);
+                return h.mode == LockMode::Exclusive;
             }
-        }
+            false
+        });
         found
     })
 }
@@ -155,7 +308,7 @@ pub(crate) fn mode_at(tree: u64, index: u64) -> Option<LockMode> {
 /// Whether this thread holds any range of `tree` (a wait that is not on a range lock of
 /// its own, such as write-back waiting for a hand-off, must not sleep while it does).
 pub(crate) fn holds_any(tree: u64) -> bool {
-    HELD.with(|held| held.borrow().records.iter().any(|h| h.tree == tree))
+    HELD.with(|list| list.any(|h| h.tree == tree))
 }
 
 /// Where an acquisition of `first..=last` in `mode` may wait for this thread itself.
@@ -173,12 +326,14 @@ pub(crate) struct SelfConflicts {
 /// read, when this thread holds nothing.
 #[inline]
 pub(crate) fn self_conflicts(tree: u64, first: u64, last: u64, mode: LockMode) -> SelfConflicts {
-    HELD.with(|held| {
-        let held = held.borrow();
-        let mut found = SelfConflicts::default();
-        for h in held.records.iter() {
+    let mut found = SelfConflicts::default();
+    HELD.with(|list| {
+        if list.is_empty() {
+            return;
+        }
+        list.any(|h| {
             if h.tree != tree || h.last < first || last < h.first {
-                continue;
+                return false;
             }
             let (lo, hi) = (h.first.max(first), h.last.min(last));
             if !h.mode.is_compatible(mode) {
@@ -186,13 +341,14 @@ pub(crate) fn self_conflicts(tree: u64, first: u64, last: u64, mode: LockMode) -
             } else if h.sealed {
                 found.sealed.push((lo, hi));
             }
-        }
-        found
-    })
+            false
+        });
+    });
+    found
 }
 
 /// How many records this thread's list holds (tests of the bound on forgotten guards).
 #[cfg(test)]
 pub(crate) fn len() -> usize {
-    HELD.with(|held| held.borrow().records.len())
+    HELD.with(|list| list.len.get() + list.spilled.get())
 }

@@ -377,3 +377,49 @@ fn forgotten_guards_of_dropped_trees_leave_the_held_list() {
     drop(g);
     assert_eq!(held::len() - base, 1);
 }
+
+/// The held list keeps its first records inline and spills the rest: with more guards
+/// than fit inline, every one of them is still found (a conflicting request by the same
+/// thread is refused at the right index), and each release forgets exactly its own
+/// record, whatever the order of the releases.
+#[test]
+fn a_thread_holding_many_guards_still_detects_each_of_them() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    let base = held::len();
+    let count = 3 * 8 + 3;
+    let at = |i: u64| (i * 10)..=(i * 10 + 4);
+    let mut guards: Vec<Option<RangeGuard<'_, u64, 4>>> = (0..count)
+        .map(|i| {
+            let mode = if i % 3 == 0 {
+                LockMode::Shared
+            } else {
+                LockMode::Exclusive
+            };
+            Some(xa.lock_range(at(i), mode).unwrap())
+        })
+        .collect();
+    assert_eq!(held::len() - base, count as usize);
+    // Releases in a scrambled order (7 is prime to `count`).
+    let order: Vec<u64> = (0..count).map(|k| (k * 7 + 3) % count).collect();
+    for (done, &i) in order.iter().enumerate() {
+        for j in 0..count {
+            let held_now = guards[j as usize].is_some();
+            let probe =
+                xa.try_lock_range(*at(j).start() + 2..=*at(j).end() + 3, LockMode::Exclusive);
+            match probe {
+                Err(LockError::WouldDeadlock { index }) => {
+                    assert!(held_now, "range {j} refused after its release");
+                    assert_eq!(index, *at(j).start() + 2);
+                }
+                Ok(g) => {
+                    assert!(!held_now, "range {j} granted while held");
+                    drop(g);
+                }
+                Err(other) => panic!("range {j}: {other:?}"),
+            }
+        }
+        guards[i as usize] = None;
+        assert_eq!(held::len() - base, (count as usize) - done - 1);
+    }
+    assert!(xa.try_lock_range(.., LockMode::Exclusive).is_ok());
+}
