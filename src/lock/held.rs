@@ -61,12 +61,14 @@ struct Slot {
 }
 
 impl Slot {
-    const VACANT: Slot = Slot {
-        tree: Cell::new(0),
-        first: Cell::new(0),
-        last: Cell::new(0),
-        flags: Cell::new(0),
-    };
+    const fn vacant() -> Slot {
+        Slot {
+            tree: Cell::new(0),
+            first: Cell::new(0),
+            last: Cell::new(0),
+            flags: Cell::new(0),
+        }
+    }
 
     #[inline(always)]
     fn get(&self) -> Held {
@@ -119,7 +121,7 @@ crate::sync::thread_local! {
     static HELD: HeldList = const {
         HeldList {
             len: Cell::new(0),
-            inline: [Slot::VACANT; INLINE],
+            inline: [const { Slot::vacant() }; INLINE],
             spilled: Cell::new(0),
             pruned_at: Cell::new(0),
         }
@@ -132,7 +134,7 @@ crate::sync::thread_local! {
 crate::sync::thread_local! {
     static HELD: HeldList = HeldList {
         len: Cell::new(0),
-        inline: [Slot::VACANT; INLINE],
+        inline: [const { Slot::vacant() }; INLINE],
         spilled: Cell::new(0),
         pruned_at: Cell::new(0),
     };
