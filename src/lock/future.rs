@@ -103,12 +103,55 @@ pub(crate) enum Claimed<'a, T: Send + Sync + 'static, const SLOTS: usize> {
 pub struct LockRangeFuture<'a, T: Send + Sync + 'static, const SLOTS: usize = 64> {
     xa: &'a XArray<T, SLOTS>,
     range: Inclusive,
-    mode: LockMode,
-    /// Leave the entries made by evicting sealed (`lock_range_sealed_async`).
-    seal: bool,
-    /// A fill claim (`get_or_fill_async`): stop at an item instead of evicting it.
-    keep_items: bool,
+    request: Request,
     state: State<T>,
+}
+
+/// The mode and the two options of a request, in one word: a future is built and then
+/// moved into its executor at once, and byte fields written one by one and copied as
+/// one word make the copy wait for the stores (a failed store forwarding; see the
+/// guard's `Flags`).
+#[derive(Clone, Copy)]
+struct Request(usize);
+
+impl Request {
+    const EXCLUSIVE: usize = 1;
+    /// Leave the entries made by evicting sealed (`lock_range_sealed_async`).
+    const SEAL: usize = 2;
+    /// A fill claim (`get_or_fill_async`): stop at an item instead of evicting it.
+    const KEEP_ITEMS: usize = 4;
+
+    #[inline(always)]
+    fn new(mode: LockMode) -> Self {
+        Request(match mode {
+            LockMode::Shared => 0,
+            LockMode::Exclusive => Self::EXCLUSIVE,
+        })
+    }
+
+    #[inline(always)]
+    fn with(self, flag: usize) -> Self {
+        Request(self.0 | flag)
+    }
+
+    #[inline(always)]
+    fn mode(self) -> LockMode {
+        if self.0 & Self::EXCLUSIVE != 0 {
+            LockMode::Exclusive
+        } else {
+            LockMode::Shared
+        }
+    }
+
+    #[inline(always)]
+    fn seal(self) -> bool {
+        self.0 & Self::SEAL != 0
+    }
+
+    #[inline(always)]
+    fn keep_items(self) -> bool {
+        self.0 & Self::KEEP_ITEMS != 0
+    }
 }
 
 impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
@@ -152,9 +195,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         LockRangeFuture {
             xa: self,
             range,
-            mode,
-            seal: false,
-            keep_items: false,
+            request: Request::new(mode),
             state: State::Start(error),
         }
     }
@@ -196,7 +237,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         mode: LockMode,
     ) -> LockRangeFuture<'_, T, SLOTS> {
         let mut future = self.lock_range_async(range, mode);
-        future.seal = true;
+        future.request = future.request.with(Request::SEAL);
         future
     }
 }
@@ -212,9 +253,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
                 first: index,
                 last: index,
             },
-            mode: LockMode::Exclusive,
-            seal: false,
-            keep_items: true,
+            request: Request::new(LockMode::Exclusive).with(Request::KEEP_ITEMS),
             state: State::Start(None),
         }
     }
@@ -224,8 +263,8 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
     #[inline]
     fn granted(&self, evicted: Vec<Evicted<T>>) -> DetachedGuard<'a, T, SLOTS> {
         let (first, last) = (self.range.first, self.range.last);
-        let guard = DetachedGuard::new(self.xa, first, last, self.mode, evicted);
-        if !self.seal || guard.evicted().is_empty() {
+        let guard = DetachedGuard::new(self.xa, first, last, self.request.mode(), evicted);
+        if !self.request.seal() || guard.evicted().is_empty() {
             return guard; // nothing sealed: the common case, and every fast path
         }
         let sealed = guard.evicted().iter().map(|e| e.block).collect();
@@ -260,9 +299,9 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockRangeFuture<'a, T, SL
     /// state only if the walk ends queued.
     #[inline(never)]
     fn first_walk(&mut self, waker: &Waker) -> Poll<Result<Claimed<'a, T, SLOTS>, LockError>> {
-        let mut claim = Claim::new(self.range, self.mode, self.keep_items);
+        let mut claim = Claim::new(self.range, self.request.mode(), self.request.keep_items());
         claim.task = true;
-        claim.seal = self.seal;
+        claim.seal = self.request.seal();
         let mut q = Queue {
             claim,
             queued: Queued::default(),
@@ -320,14 +359,15 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Future for LockRangeFutur
         // is built here, not by `granted` (nothing was evicted, so nothing is sealed):
         // three alternating bench runs had `granted` 1 to 4 ns slower on every row.
         if let State::Start(None) = this.state {
-            if !this.keep_items && this.xa.try_lock_fast(this.range, this.mode) {
+            if !this.request.keep_items() && this.xa.try_lock_fast(this.range, this.request.mode())
+            {
                 this.state = State::Finished;
                 let Inclusive { first, last } = this.range;
                 return Poll::Ready(Ok(DetachedGuard::new(
                     this.xa,
                     first,
                     last,
-                    this.mode,
+                    this.request.mode(),
                     Vec::new(),
                 )));
             }
@@ -360,7 +400,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> fmt::Debug for LockRangeFutur
         };
         f.debug_struct("LockRangeFuture")
             .field("range", &(self.range.first..=self.range.last))
-            .field("mode", &self.mode)
+            .field("mode", &self.request.mode())
             .field("state", &state)
             .finish_non_exhaustive()
     }

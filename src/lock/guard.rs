@@ -180,15 +180,23 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
     /// slot; else a walk.
     #[inline]
     fn release(self) {
-        if !self.is_sealed() && !self.flags.restore() {
-            let state = LockState::single(self.mode());
-            if self.xa.try_release_head(self.is_whole(), state)
-                || (!self.is_whole() && self.xa.try_release_slots(self.first, self.last, state))
-            {
-                return;
-            }
+        if !self.try_release_fast() {
+            self.release_slow();
         }
-        self.release_slow();
+    }
+
+    /// The fast paths of [`release`](Self::release), from a borrow: a guard's drop
+    /// tries them before it moves its state out, so that the common release copies
+    /// nothing (a guard built a moment ago and copied out whole waits for its stores).
+    /// `true`: released; the state is left for its plain drop.
+    #[inline]
+    fn try_release_fast(&self) -> bool {
+        if self.is_sealed() || self.flags.restore() {
+            return false;
+        }
+        let state = LockState::single(self.mode());
+        self.xa.try_release_head(self.is_whole(), state)
+            || (!self.is_whole() && self.xa.try_release_slots(self.first, self.last, state))
     }
 
     #[inline(never)]
@@ -423,8 +431,13 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> RangeGuard<'a, T, SLOTS> 
 impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for RangeGuard<'_, T, SLOTS> {
     #[inline]
     fn drop(&mut self) {
-        if self.held.is_some() {
-            self.take().release();
+        let Some(h) = &self.held else {
+            return;
+        };
+        held::remove(h.tree(), h.first, h.last, h.mode(), h.is_sealed());
+        crate::lockdep::released(h.tree(), h.first, h.last);
+        if !h.try_release_fast() {
+            self.held.take().expect("a live guard").release_slow();
         }
     }
 }
@@ -544,8 +557,11 @@ fn take_evicted<T: Send + Sync + 'static, const SLOTS: usize>(
 
 impl<T: Send + Sync + 'static, const SLOTS: usize> Drop for DetachedGuard<'_, T, SLOTS> {
     fn drop(&mut self) {
-        if let Some(h) = self.held.take() {
-            h.release();
+        // As `RangeGuard`'s drop: the fast release from a borrow.
+        if let Some(h) = &self.held {
+            if !h.try_release_fast() {
+                self.held.take().expect("a live guard").release_slow();
+            }
         }
     }
 }
