@@ -390,3 +390,133 @@ pub(crate) fn self_conflicts(tree: u64, first: u64, last: u64, mode: LockMode) -
 pub(crate) fn len() -> usize {
     HELD.with(|list| list.len.get() + list.spilled.get())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::{Gen, QuickCheck};
+
+    /// Tree ids far above any real tree's (ids count up from 1), so that no tree dropped
+    /// by another test prunes them.
+    const TREE: u64 = u64::MAX - 8;
+
+    fn mode(exclusive: bool) -> LockMode {
+        if exclusive {
+            LockMode::Exclusive
+        } else {
+            LockMode::Shared
+        }
+    }
+
+    /// What each query should answer, computed from the model's records.
+    fn check_against(model: &[Held]) {
+        assert_eq!(len(), model.len());
+        for tree in TREE..TREE + 3 {
+            assert_eq!(holds_any(tree), model.iter().any(|h| h.tree == tree));
+            for index in 0..24 {
+                let held: Vec<&Held> = model
+                    .iter()
+                    .filter(|h| h.tree == tree && h.first <= index && index <= h.last)
+                    .collect();
+                let strongest = held
+                    .iter()
+                    .map(|h| h.mode)
+                    .max_by_key(|m| *m == LockMode::Exclusive);
+                assert_eq!(mode_at(tree, index), strongest, "tree {tree} index {index}");
+            }
+            for (first, last, exclusive) in [(0, 23, true), (3, 9, false), (10, 12, true)] {
+                let want = mode(exclusive);
+                let found = self_conflicts(tree, first, last, want);
+                let overlapping = model
+                    .iter()
+                    .filter(|h| h.tree == tree && h.first <= last && first <= h.last);
+                let conflict = overlapping
+                    .clone()
+                    .filter(|h| !h.mode.is_compatible(want))
+                    .map(|h| h.first.max(first))
+                    .min();
+                assert_eq!(found.conflict, conflict);
+                let mut sealed: Vec<(u64, u64)> = overlapping
+                    .filter(|h| h.mode.is_compatible(want) && h.sealed)
+                    .map(|h| (h.first.max(first), h.last.min(last)))
+                    .collect();
+                let mut got: Vec<(u64, u64)> = found.sealed.to_vec();
+                sealed.sort_unstable();
+                got.sort_unstable();
+                assert_eq!(got, sealed);
+            }
+        }
+    }
+
+    /// Random pushes, removes, seals, unseals and downgrades, more than fit in place,
+    /// against a plain `Vec` of records: every query answers as the model does, and each
+    /// change touches exactly one record equal to its key.
+    #[test]
+    fn the_list_answers_like_a_vec_of_records() {
+        fn prop(ops: Vec<(u8, u8, u8)>) -> bool {
+            // A fresh thread: an empty list, whatever this test thread holds.
+            std::thread::spawn(move || {
+                let mut model: Vec<Held> = Vec::new();
+                for (op, a, b) in ops {
+                    let pick =
+                        |model: &Vec<Held>| (!model.is_empty()).then(|| a as usize % model.len());
+                    match op % 5 {
+                        // Pushes twice as often as anything else: the list grows past
+                        // its eight places.
+                        0 | 1 => {
+                            let first = u64::from(a % 20);
+                            let h = Held {
+                                tree: TREE + u64::from(b % 3),
+                                first,
+                                last: first + u64::from(b % 5),
+                                mode: mode(b % 2 == 0),
+                                sealed: false,
+                            };
+                            push(h.tree, h.first, h.last, h.mode);
+                            model.push(h);
+                        }
+                        2 => {
+                            if let Some(i) = pick(&model) {
+                                let h = model.swap_remove(i);
+                                remove(h.tree, h.first, h.last, h.mode, h.sealed);
+                            }
+                        }
+                        3 => {
+                            if let Some(i) = pick(&model) {
+                                let h = model[i];
+                                set_sealed(h.tree, h.first, h.last, h.mode, !h.sealed);
+                                // Equal records are interchangeable: flip the model's
+                                // first one that equals the key.
+                                let j = model.iter().position(|m| *m == h).expect("itself");
+                                model[j].sealed = !h.sealed;
+                            }
+                        }
+                        _ => {
+                            if let Some(i) = pick(&model) {
+                                let h = model[i];
+                                set_mode(
+                                    h.tree,
+                                    h.first,
+                                    h.last,
+                                    h.sealed,
+                                    h.mode,
+                                    LockMode::Shared,
+                                );
+                                let j = model.iter().position(|m| *m == h).expect("itself");
+                                model[j].mode = LockMode::Shared;
+                            }
+                        }
+                    }
+                    check_against(&model);
+                }
+                true
+            })
+            .join()
+            .unwrap_or(false)
+        }
+        QuickCheck::new()
+            .tests(if cfg!(miri) { 3 } else { 300 })
+            .rng(Gen::new(if cfg!(miri) { 20 } else { 60 }))
+            .quickcheck(prop as fn(Vec<(u8, u8, u8)>) -> bool);
+    }
+}
