@@ -152,6 +152,16 @@ pub(crate) struct RecordPool {
 }
 
 impl RecordPool {
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        RecordPool {
+            free: Mutex::new(Vec::new()),
+            chunks: Mutex::new(Vec::new()),
+        }
+    }
+
+    // loom's mutexes are not made in const context.
+    #[cfg(loom)]
     pub(crate) fn new() -> Self {
         RecordPool {
             free: Mutex::new(Vec::new()),
@@ -214,6 +224,7 @@ impl RecordPool {
     }
 
     #[cfg(not(loom))]
+    #[inline]
     fn take_cached(&self) -> RecordPtr {
         if self.is_global() {
             if let Some(record) = cache::pop() {
@@ -229,6 +240,7 @@ impl RecordPool {
     }
 
     #[cfg(not(loom))]
+    #[inline]
     fn give_cached(&self, record: RecordPtr) {
         if !self.is_global() || !cache::push(record) {
             self.give([record]);
@@ -241,6 +253,7 @@ impl RecordPool {
     }
 
     #[cfg(not(loom))]
+    #[inline]
     fn is_global(&self) -> bool {
         core::ptr::eq(self, global())
     }
@@ -272,57 +285,97 @@ impl core::fmt::Debug for RecordPool {
 
 /// The process-wide pool.
 #[cfg(not(loom))]
+#[inline]
 pub(crate) fn global() -> &'static RecordPool {
-    static GLOBAL: std::sync::OnceLock<RecordPool> = std::sync::OnceLock::new();
-    GLOBAL.get_or_init(RecordPool::new)
+    static GLOBAL: RecordPool = RecordPool::new();
+    &GLOBAL
 }
 
 /// The per-thread cache of the process-wide pool: a short stack of free records, so
 /// that a lock and an unlock that need a record touch no shared cache line for it.
+///
+/// The stack lives in a thread-local that needs no destructor (an array of cells and a
+/// length), so taking or giving a record costs no lazy-initialisation check. What the
+/// thread still caches when it exits goes back to the pool through a second
+/// thread-local, [`EXIT`], whose destructor is registered the first time the thread
+/// caches a record.
 #[cfg(not(loom))]
 mod cache {
-    use super::{global, RecordPtr};
-    use core::cell::RefCell;
+    use super::{global, LockRecord, RecordPtr};
+    use core::cell::Cell;
+    use core::ptr::NonNull;
 
     /// Records a thread keeps before it gives some back.
     const KEEP: usize = 32;
 
-    struct Cache(Vec<RecordPtr>);
+    struct Cache {
+        len: Cell<usize>,
+        records: [Cell<*const LockRecord>; KEEP],
+        /// [`EXIT`] has been touched: its destructor will empty this stack.
+        registered: Cell<bool>,
+    }
 
-    impl Drop for Cache {
+    /// Touched once per thread; dropping it at thread exit gives the stack back.
+    struct GiveBackOnExit;
+
+    impl Drop for GiveBackOnExit {
         fn drop(&mut self) {
-            global().give(self.0.drain(..));
+            // `CACHE` has no destructor, so it is still there while this one runs.
+            let _ = CACHE.try_with(|cache| {
+                let n = cache.len.replace(0);
+                global().give(cache.records[..n].iter().map(|r| {
+                    RecordPtr(NonNull::new(r.get().cast_mut()).expect("a cached record"))
+                }));
+                // A lock taken by a later thread-local destructor gives its record to
+                // the pool directly.
+                cache.registered.set(false);
+            });
         }
     }
 
     crate::sync::thread_local! {
-        static CACHE: RefCell<Cache> = const { RefCell::new(Cache(Vec::new())) };
+        static CACHE: Cache = const {
+            Cache {
+                len: Cell::new(0),
+                records: [const { Cell::new(core::ptr::null()) }; KEEP],
+                registered: Cell::new(false),
+            }
+        };
+        static EXIT: GiveBackOnExit = const { GiveBackOnExit };
     }
 
     #[inline]
     pub(super) fn pop() -> Option<RecordPtr> {
-        CACHE
-            .try_with(|cache| cache.borrow_mut().0.pop())
-            .ok()
-            .flatten()
+        CACHE.with(|cache| {
+            let len = cache.len.get();
+            if len == 0 {
+                return None;
+            }
+            cache.len.set(len - 1);
+            NonNull::new(cache.records[len - 1].get().cast_mut()).map(RecordPtr)
+        })
     }
 
-    /// `false` if the cache is full or gone (thread exit): the caller gives it back.
+    /// `false` if the cache is full or the thread is exiting: the caller gives it back.
     #[inline]
     pub(super) fn push(record: RecordPtr) -> bool {
-        CACHE
-            .try_with(|cache| {
-                let mut cache = cache.borrow_mut();
-                if cache.0.len() >= KEEP {
-                    return false;
-                }
-                if cache.0.capacity() == 0 {
-                    cache.0.reserve_exact(KEEP); // once per thread
-                }
-                cache.0.push(record);
-                true
-            })
-            .unwrap_or(false)
+        CACHE.with(|cache| {
+            let len = cache.len.get();
+            if len >= KEEP || (!cache.registered.get() && !register(cache)) {
+                return false;
+            }
+            cache.records[len].set(record.0.as_ptr());
+            cache.len.set(len + 1);
+            true
+        })
+    }
+
+    /// Registers [`EXIT`]'s destructor. `false` once the thread is exiting.
+    #[cold]
+    fn register(cache: &Cache) -> bool {
+        let registered = EXIT.try_with(|_| ()).is_ok();
+        cache.registered.set(registered);
+        registered
     }
 }
 
@@ -355,5 +408,36 @@ mod tests {
         assert_eq!(read(&slot, word).map(|s| (s.first, s.last)), Some((1, 2)));
         pool.free(again);
         assert_eq!(pool.in_use(), 0);
+    }
+
+    /// A thread's cached records go back to the process-wide pool when it exits: threads
+    /// that each fill their cache and exit, one after another, reuse the same records
+    /// instead of making the pool grow by a cache's worth per thread.
+    #[test]
+    #[cfg(not(loom))]
+    fn exiting_threads_give_their_cached_records_back() {
+        let chunks = || sync::lock(&global().chunks).len();
+        let before = chunks();
+        let threads = if cfg!(miri) { 4 } else { 40 };
+        for _ in 0..threads {
+            std::thread::spawn(|| {
+                let pool = global();
+                let taken: Vec<_> = (0..CHUNK)
+                    .map(|i| pool.alloc(i as u64, i as u64, 0))
+                    .collect();
+                for record in taken {
+                    pool.free(record);
+                }
+            })
+            .join()
+            .unwrap();
+        }
+        // Lost caches would add a chunk per thread; other tests running beside this one
+        // take a few records of their own.
+        let grown = chunks() - before;
+        assert!(
+            grown <= 4,
+            "the pool grew by {grown} chunks over {threads} threads"
+        );
     }
 }
