@@ -259,15 +259,19 @@ pub(crate) fn remove(tree: u64, first: u64, last: u64, mode: LockMode, sealed: b
         mode,
         sealed,
     };
-    HELD.with(|list| {
-        // The common case: the newest inline record, nothing spilled.
+    // The common case: the newest inline record, nothing spilled. (A closure this small
+    // lets the thread-local access inline into the guard's drop.)
+    let newest = HELD.with(|list| {
         let len = list.len.get();
-        if list.spilled.get() == 0 && len > 0 && list.inline[len - 1].get() == key {
+        let newest = list.spilled.get() == 0 && len > 0 && list.inline[len - 1].get() == key;
+        if newest {
             list.len.set(len - 1);
-            return;
         }
-        remove_slow(list, &key);
+        newest
     });
+    if !newest {
+        HELD.with(|list| remove_slow(list, &key));
+    }
 }
 
 #[inline(never)]
