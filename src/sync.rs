@@ -22,6 +22,12 @@ pub(crate) use std::sync::Arc as ItemArc;
 #[cfg(loom)]
 pub(crate) use std::thread_local as os_thread_local;
 
+/// OS threads, for the unit tests whose subject is a thread's own state (what its
+/// thread-locals hold, what happens when it exits). Never used inside a loom model, whose
+/// threads come from loom.
+#[cfg(test)]
+pub(crate) use std::thread as os_thread;
+
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;

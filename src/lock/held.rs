@@ -459,7 +459,7 @@ mod tests {
     fn the_list_answers_like_a_vec_of_records() {
         fn prop(ops: Vec<(u8, u8, u8)>) -> bool {
             // A fresh thread: an empty list, whatever this test thread holds.
-            std::thread::spawn(move || {
+            crate::sync::os_thread::spawn(move || {
                 let mut model: Vec<Held> = Vec::new();
                 for (op, a, b) in ops {
                     let pick =

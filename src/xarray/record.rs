@@ -420,7 +420,7 @@ mod tests {
         let before = chunks();
         let threads = if cfg!(miri) { 4 } else { 40 };
         for _ in 0..threads {
-            std::thread::spawn(|| {
+            crate::sync::os_thread::spawn(|| {
                 let pool = global();
                 let taken: Vec<_> = (0..CHUNK)
                     .map(|i| pool.alloc(i as u64, i as u64, 0))
