@@ -303,6 +303,11 @@ pub struct SweepRow {
 /// Scenario e: for each size, `calls` direct writes over the whole of an empty file of
 /// that size (no device time), timed, with `allocated()` (bytes allocated by this thread
 /// so far, say from a counting global allocator) read around them.
+///
+/// Each size's first call is a warm-up outside the timing and the count: it pays what a
+/// thread pays once (its thread-locals, a strategy's first pool chunk, the allocator's
+/// first pages), which with a few hundred calls of a tenth of a microsecond each would
+/// otherwise decide the rate of whichever strategy ran first.
 pub fn empty_file_sweep(
     strategy: Strategy,
     sizes: &[u64],
@@ -314,14 +319,18 @@ pub fn empty_file_sweep(
         let cache = strategy.build();
         cache.set_size(size);
         let device = SimDevice::new(0, cache.page_size(), Latency::NONE);
+        let write = || {
+            cache
+                .direct_io(0..size, DirectIoKind::Write, &device, &mut || {})
+                .map_err(|e| format!("{} over {size} bytes: {e}", strategy.name()))
+        };
+        write()?;
         let mut worst = Duration::ZERO;
         let before = allocated();
         let start = Instant::now();
         for _ in 0..calls.max(1) {
             let call = Instant::now();
-            cache
-                .direct_io(0..size, DirectIoKind::Write, &device, &mut || {})
-                .map_err(|e| format!("{} over {size} bytes: {e}", strategy.name()))?;
+            write()?;
             worst = worst.max(call.elapsed());
         }
         let elapsed = start.elapsed();
