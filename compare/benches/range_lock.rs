@@ -295,14 +295,17 @@ fn empty_range(c: &mut Criterion) {
 
 fn disjoint_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("disjoint_threads");
-    for threads in [1usize, 2] {
+    const THREADS: [usize; 2] = [1, 2];
+    for threads in THREADS {
         group.throughput(Throughput::Elements(threads as u64));
         // A fresh empty tree per benchmark: each thread's leaf is made and freed by
         // every lock (and the tree grows and shrinks when it is the only leaf).
         let empty: XArray<u64> = XArray::new();
-        // Each thread's leaf pinned by an item in its slot 63: no allocation.
+        // Each thread's leaf pinned by an item in its slot 63: no allocation. The leaves
+        // of the largest thread count at every count, so that one thread walks the same
+        // four levels as two (alone, its leaf would be the whole tree).
         let populated: XArray<u64> = XArray::new();
-        for thread in 0..threads as u64 {
+        for thread in 0..THREADS[THREADS.len() - 1] as u64 {
             let pin = thread * STRIDE + 63;
             populated.store(pin, Arc::new(pin)).expect("store");
         }
