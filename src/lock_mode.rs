@@ -21,4 +21,28 @@ impl LockMode {
     pub fn is_compatible(self, other: LockMode) -> bool {
         self == LockMode::Shared && other == LockMode::Shared
     }
+
+    /// The mode's bit in a word that packs a mode with flags (a guard's, a lock
+    /// future's): set for `Exclusive`. Such words are written and read whole, so that
+    /// copying them right after they were written does not wait on byte stores.
+    pub(crate) const BIT: usize = 1;
+
+    /// The mode as its [`BIT`](Self::BIT), clear for `Shared`.
+    #[inline(always)]
+    pub(crate) fn bit(self) -> usize {
+        match self {
+            LockMode::Shared => 0,
+            LockMode::Exclusive => Self::BIT,
+        }
+    }
+
+    /// The mode whose [`BIT`](Self::BIT) `word` carries.
+    #[inline(always)]
+    pub(crate) fn from_bit(word: usize) -> LockMode {
+        if word & Self::BIT != 0 {
+            LockMode::Exclusive
+        } else {
+            LockMode::Shared
+        }
+    }
 }

@@ -115,18 +115,15 @@ pub struct LockRangeFuture<'a, T: Send + Sync + 'static, const SLOTS: usize = 64
 struct Request(usize);
 
 impl Request {
-    const EXCLUSIVE: usize = 1;
-    /// Leave the entries made by evicting sealed (`lock_range_sealed_async`).
+    /// Leave the entries made by evicting sealed (`lock_range_sealed_async`). Bit 0 is
+    /// the mode's ([`LockMode::BIT`]).
     const SEAL: usize = 2;
     /// A fill claim (`get_or_fill_async`): stop at an item instead of evicting it.
     const KEEP_ITEMS: usize = 4;
 
     #[inline(always)]
     fn new(mode: LockMode) -> Self {
-        Request(match mode {
-            LockMode::Shared => 0,
-            LockMode::Exclusive => Self::EXCLUSIVE,
-        })
+        Request(mode.bit())
     }
 
     #[inline(always)]
@@ -136,11 +133,7 @@ impl Request {
 
     #[inline(always)]
     fn mode(self) -> LockMode {
-        if self.0 & Self::EXCLUSIVE != 0 {
-            LockMode::Exclusive
-        } else {
-            LockMode::Shared
-        }
+        LockMode::from_bit(self.0)
     }
 
     #[inline(always)]

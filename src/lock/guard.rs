@@ -36,24 +36,17 @@ struct Held<'a, T: Send + Sync + 'static, const SLOTS: usize> {
 struct Flags(usize);
 
 impl Flags {
-    const EXCLUSIVE: usize = 1;
+    /// Above the mode's bit ([`LockMode::BIT`]).
     const RESTORE: usize = 2;
 
     #[inline(always)]
     fn new(mode: LockMode) -> Self {
-        Flags(match mode {
-            LockMode::Shared => 0,
-            LockMode::Exclusive => Self::EXCLUSIVE,
-        })
+        Flags(mode.bit())
     }
 
     #[inline(always)]
     fn mode(self) -> LockMode {
-        if self.0 & Self::EXCLUSIVE != 0 {
-            LockMode::Exclusive
-        } else {
-            LockMode::Shared
-        }
+        LockMode::from_bit(self.0)
     }
 
     #[inline(always)]
@@ -260,7 +253,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> Held<'a, T, SLOTS> {
         if self.mode() == LockMode::Shared {
             return;
         }
-        self.flags.0 &= !Flags::EXCLUSIVE;
+        self.flags.0 &= !LockMode::BIT;
         if self.is_whole()
             && self.xa.try_change_head_state(
                 LockState::single(LockMode::Exclusive),

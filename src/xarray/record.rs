@@ -297,7 +297,7 @@ pub(crate) fn global() -> &'static RecordPool {
 /// The stack lives in a thread-local that needs no destructor (an array of cells and a
 /// length), so taking or giving a record costs no lazy-initialisation check. What the
 /// thread still caches when it exits goes back to the pool through a second
-/// thread-local, [`EXIT`], whose destructor is registered the first time the thread
+/// thread-local, `EXIT`, whose destructor is registered the first time the thread
 /// caches a record.
 #[cfg(not(loom))]
 mod cache {
