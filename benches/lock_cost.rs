@@ -31,7 +31,7 @@ use range_mutex::RangeMutex;
 use rangelock::{LockMode, XArray};
 
 use rangelock_testkit::counting_alloc::{allocated, Counting};
-use rangelock_testkit::threads::{disjoint, STRIDE};
+use rangelock_testkit::threads::{disjoint, leaf_pins, THREAD_COUNTS};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -266,18 +266,14 @@ fn whole(c: &mut Criterion) {
 
 fn disjoint_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("disjoint_threads");
-    const THREADS: [usize; 2] = [1, 2];
-    for threads in THREADS {
+    for threads in THREAD_COUNTS {
         group.throughput(Throughput::Elements(threads as u64));
         let empty: XArray<u64> = XArray::new();
-        // Each thread's leaf kept by an item in its slot 63, the leaves of the largest
-        // thread count at every count: the tree has the same shape (a four-level walk to
-        // each leaf) at 1 thread as at 2. With only its own leaf, one thread's tree would
-        // be that leaf alone, and its shorter walks made 2 threads look 1.1-1.3x of 1
-        // where the same tree gives 1.8-1.9x.
+        // Every thread's leaf kept by an item, at every count (see `leaf_pins`: with only
+        // its own leaf, one thread's shorter walks made 2 threads look 1.1-1.3x of 1
+        // where the same tree gives 1.8-1.9x).
         let pinned: XArray<u64> = XArray::new();
-        for thread in 0..THREADS[THREADS.len() - 1] as u64 {
-            let pin = thread * STRIDE + 63;
+        for pin in leaf_pins() {
             pinned.store(pin, Arc::new(pin)).expect("store");
         }
         let rm = range_mutex();

@@ -41,7 +41,7 @@ use rangelock::{Entry, LockMode, RangeLock, XArray};
 use rangelock_compare::IntervalLock;
 
 use rangelock_testkit::counting_alloc::{allocated, allocations, Counting};
-use rangelock_testkit::threads::{disjoint, on_threads, STRIDE};
+use rangelock_testkit::threads::{disjoint, leaf_pins, on_threads, STRIDE, THREAD_COUNTS};
 
 /// The index of `one_index`: inside the first leaf, not at its edge.
 const ONE: u64 = 37;
@@ -295,18 +295,15 @@ fn empty_range(c: &mut Criterion) {
 
 fn disjoint_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("disjoint_threads");
-    const THREADS: [usize; 2] = [1, 2];
-    for threads in THREADS {
+    for threads in THREAD_COUNTS {
         group.throughput(Throughput::Elements(threads as u64));
         // A fresh empty tree per benchmark: each thread's leaf is made and freed by
         // every lock (and the tree grows and shrinks when it is the only leaf).
         let empty: XArray<u64> = XArray::new();
-        // Each thread's leaf pinned by an item in its slot 63: no allocation. The leaves
-        // of the largest thread count at every count, so that one thread walks the same
-        // four levels as two (alone, its leaf would be the whole tree).
+        // Every thread's leaf pinned by an item, at every count (`leaf_pins`): no
+        // allocation, and one thread walks the same four levels as two.
         let populated: XArray<u64> = XArray::new();
-        for thread in 0..THREADS[THREADS.len() - 1] as u64 {
-            let pin = thread * STRIDE + 63;
+        for pin in leaf_pins() {
             populated.store(pin, Arc::new(pin)).expect("store");
         }
         let interval = IntervalLock::new();
