@@ -135,22 +135,34 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
-/// A spin lock in one word: bit 0 is the lock, the other bits belong to the owner of
-/// the word (a node keeps its `OBSOLETE` flag there). Held only for a few dozen
+/// A spin lock in one byte: bit 0 is the lock, the other bits belong to the owner of
+/// the byte (a node keeps its `OBSOLETE` flag there). Held only for a few dozen
 /// instructions, never across user code, IO or a wait; a waiter spins briefly and then
 /// yields its time slice (on a machine with fewer cores than threads, the holder may be
 /// descheduled). Under loom every failed attempt yields, which is what loom needs to
 /// explore a spin loop.
-pub(crate) struct SpinLock<'a>(&'a atomic::AtomicU32);
+///
+/// **Only the holder writes the byte**: other bits change only under the lock, and a
+/// failed compare-exchange writes nothing. So letting go is a load and a `Release`
+/// store of the same byte without the lock bit, not a read-modify-write (on x86 a
+/// locked instruction, as dear as taking the lock). Whoever adds a bit that changes
+/// without the lock must keep it in another word.
+pub(crate) struct SpinLock<'a> {
+    word: &'a atomic::AtomicU8,
+    /// `false` for the guard of the loom mutation `NodeLockSkipped`
+    /// ([`SpinLock::not_taken`]).
+    #[cfg(loom)]
+    taken: bool,
+}
 
-/// The lock bit of a [`SpinLock`] word.
-pub(crate) const SPIN_LOCKED: u32 = 1;
+/// The lock bit of a [`SpinLock`] byte.
+pub(crate) const SPIN_LOCKED: u8 = 1;
 
 impl<'a> SpinLock<'a> {
     /// Locks `word` (waiting as long as it takes) and returns the bits it held besides
     /// the lock bit.
     #[inline]
-    pub(crate) fn lock(word: &'a atomic::AtomicU32) -> (SpinLock<'a>, u32) {
+    pub(crate) fn lock(word: &'a atomic::AtomicU8) -> (SpinLock<'a>, u8) {
         let mut current = word.load(atomic::Ordering::Relaxed);
         let mut spins = 0u32;
         loop {
@@ -161,7 +173,14 @@ impl<'a> SpinLock<'a> {
                     atomic::Ordering::Acquire,
                     atomic::Ordering::Relaxed,
                 ) {
-                    Ok(_) => return (SpinLock(word), current),
+                    Ok(_) => {
+                        let guard = SpinLock {
+                            word,
+                            #[cfg(loom)]
+                            taken: true,
+                        };
+                        return (guard, current);
+                    }
                     Err(now) => current = now,
                 }
                 continue;
@@ -176,8 +195,8 @@ impl<'a> SpinLock<'a> {
     /// nobody set unless a correct writer holds the lock: then the mutation breaks that
     /// writer too, as a missing lock would.
     #[cfg(loom)]
-    pub(crate) fn not_taken(word: &'a atomic::AtomicU32) -> SpinLock<'a> {
-        SpinLock(word)
+    pub(crate) fn not_taken(word: &'a atomic::AtomicU8) -> SpinLock<'a> {
+        SpinLock { word, taken: false }
     }
 
     /// Keeps the word locked past this guard's life: the owner unlocks it later with
@@ -187,16 +206,33 @@ impl<'a> SpinLock<'a> {
     }
 }
 
-/// Unlocks a word locked with [`SpinLock::lock`] and [`SpinLock::keep`].
+/// Unlocks a byte locked with [`SpinLock::lock`] and [`SpinLock::keep`]: the caller
+/// holds the lock, so nobody else writes the byte between the load and the store (see
+/// [`SpinLock`]).
 #[inline]
-pub(crate) fn spin_unlock(word: &atomic::AtomicU32) {
-    word.fetch_and(!SPIN_LOCKED, atomic::Ordering::Release);
+pub(crate) fn spin_unlock(word: &atomic::AtomicU8) {
+    let bits = word.load(atomic::Ordering::Relaxed);
+    // (Not under loom, where the mutation `NodeLockSkipped` unlocks what it never took.)
+    #[cfg(not(loom))]
+    debug_assert!(
+        bits & SPIN_LOCKED != 0,
+        "unlocking a spin lock nobody holds"
+    );
+    word.store(bits & !SPIN_LOCKED, atomic::Ordering::Release);
 }
 
 impl Drop for SpinLock<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.0.fetch_and(!SPIN_LOCKED, atomic::Ordering::Release);
+        #[cfg(loom)]
+        if !self.taken {
+            // The mutation's guard holds nothing: clear the bit as an atomic
+            // read-modify-write, which breaks a correct holder the way a missing lock
+            // would, without the plain store's assumption that the caller holds it.
+            self.word.fetch_and(!SPIN_LOCKED, atomic::Ordering::Release);
+            return;
+        }
+        spin_unlock(self.word);
     }
 }
 
@@ -216,5 +252,53 @@ pub(crate) fn spin_wait(spins: &mut u32) {
         } else {
             std::thread::yield_now();
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::atomic::{AtomicU64, AtomicU8, Ordering};
+    use super::{os_thread, spin_unlock, SpinLock, SPIN_LOCKED};
+
+    /// Letting go is a load and a store of the byte: the bits its holder set under the
+    /// lock (a node's obsolete flag) survive it, and the next locker is handed them.
+    #[test]
+    fn unlocking_keeps_the_bits_set_under_the_lock() {
+        let byte = AtomicU8::new(0);
+        let (guard, bits) = SpinLock::lock(&byte);
+        assert_eq!(bits, 0);
+        byte.fetch_or(2, Ordering::Relaxed); // what `Node::make_obsolete` does
+        drop(guard);
+        assert_eq!(byte.load(Ordering::Relaxed), 2);
+        let (guard, bits) = SpinLock::lock(&byte);
+        assert_eq!(bits, 2);
+        guard.keep();
+        assert_eq!(byte.load(Ordering::Relaxed), 2 | SPIN_LOCKED);
+        spin_unlock(&byte);
+        assert_eq!(byte.load(Ordering::Relaxed), 2);
+    }
+
+    /// Mutual exclusion under contention: every holder adds one to a counter with a
+    /// plain load and store, which loses increments as soon as two holders overlap.
+    #[test]
+    fn two_holders_never_overlap() {
+        const THREADS: u64 = 4;
+        const ROUNDS: u64 = if cfg!(miri) { 200 } else { 20_000 };
+        let byte = AtomicU8::new(0);
+        let counter = AtomicU64::new(0);
+        os_thread::scope(|s| {
+            for _ in 0..THREADS {
+                s.spawn(|| {
+                    for _ in 0..ROUNDS {
+                        let (guard, _) = SpinLock::lock(&byte);
+                        let n = counter.load(Ordering::Relaxed);
+                        counter.store(n + 1, Ordering::Relaxed);
+                        drop(guard);
+                    }
+                });
+            }
+        });
+        assert_eq!(counter.load(Ordering::Relaxed), THREADS * ROUNDS);
+        assert_eq!(byte.load(Ordering::Relaxed), 0);
     }
 }

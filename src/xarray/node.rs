@@ -6,11 +6,17 @@
 //! A node is `SLOTS` atomic slot words (see [`entry`](super::entry)), one `u64` bitmap per
 //! mark (bit `i` set means slot `i` or something below it carries the mark), the node's
 //! `shift` (the number of index bits below it: a slot of this node covers `2^shift`
-//! indices), `count`, the number of non-empty slots, and `lock`, a spin lock word whose
-//! bit 1 says the node is *obsolete* (unlinked). With 64 slots that is
-//! 512 + 24 + 8 = 544 bytes (the 8: `shift`, `count`, the node's place in its slab
-//! chunk, and `lock`), 8.5 bytes per slot, aligned to 16 (bit 3 of a slot word
-//! tells a node from a lock record).
+//! indices), `count`, the number of non-empty slots, `lock`, a one-byte spin lock whose bit 1
+//! says the node is *obsolete* (unlinked), and `propagating`, the count of mark
+//! recomputations under way above it. With 64 slots that is 512 + 24 + 8 = 544 bytes
+//! (the 8: `shift`, `count`, the node's place in its slab chunk, `lock` and
+//! `propagating`), 8.5 bytes per slot, aligned to 16 (bit 3 of a slot word tells a node
+//! from a lock record).
+//!
+//! Every write of a slot holds the node's lock, so it is a load and a store, and so is
+//! letting go of the lock (only its holder writes the lock byte): no locked
+//! read-modify-write instruction but the lock's own compare-exchange. `propagating` is
+//! lowered without the lock, which is why it is not in the lock byte.
 //!
 //! # Who writes what
 //!
@@ -21,6 +27,9 @@
 //!   changes again: a writer that walked to it without a lock finds it obsolete once it
 //!   has the lock, and starts again from the head. So a writer that holds the lock of a
 //!   node that is not obsolete writes into the live tree.
+//! * The lock byte is written only by the lock's holder (taking the lock is a
+//!   compare-exchange, which writes nothing when it fails), so the holder's load and
+//!   store of it cannot lose another thread's write.
 //! * `shift` never changes after the node is published.
 //!
 //! # Retirement and recycling
@@ -40,7 +49,7 @@
 //! accesses as a causality violation instead of the test reading freed memory.
 
 use super::entry::{self, MARK_COUNT};
-use crate::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::sync::{SpinLock, UnsafeCell};
 
 /// Compile-time geometry of a tree with `SLOTS` slots per node.
@@ -110,10 +119,7 @@ impl<const SLOTS: usize> Geometry<SLOTS> {
 }
 
 /// The bit of a node's lock word that says it was unlinked.
-const OBSOLETE: u32 = 2;
-/// One unit of the in-flight mark propagation count kept in the lock word's upper bits
-/// (see [`Node::begin_propagation`]).
-const PROPAGATING: u32 = 4;
+const OBSOLETE: u8 = 2;
 
 /// One node of the tree.
 #[repr(C, align(16))]
@@ -125,10 +131,14 @@ pub(crate) struct Node<const SLOTS: usize> {
     /// The node's place in its slab chunk (see [`node_slab`](super::node_slab)): written
     /// when the chunk is made, before any thread can reach the node, and never again.
     pub(super) chunk_index: u8,
-    /// The node's spin lock (bit 0), its obsolete flag (bit 1), and above them the
-    /// number of writers that changed this node's mark summary and have not yet finished
-    /// recomputing its ancestors' bits (see [`Node::begin_propagation`]).
-    lock: AtomicU32,
+    /// The node's spin lock (bit 0) and its obsolete flag (bit 1): a byte in what would
+    /// otherwise be padding. Only the lock's holder writes it (the obsolete flag is set
+    /// under the lock), so letting go of the lock is a plain store (see `sync.rs`).
+    lock: AtomicU8,
+    /// The number of writers that changed this node's mark summary and have not yet
+    /// finished recomputing its ancestors' bits (see [`Node::begin_propagation`]). Kept
+    /// out of the lock word because it is lowered without the lock.
+    propagating: AtomicU32,
     /// Per mark, one bit per slot.
     pub(crate) marks: [AtomicU64; MARK_COUNT],
     pub(crate) slots: [AtomicUsize; SLOTS],
@@ -136,6 +146,15 @@ pub(crate) struct Node<const SLOTS: usize> {
     #[cfg(loom)]
     liveness: UnsafeCell<bool>,
 }
+
+// The header (shift, count, chunk index, lock byte, propagation count) fills the 8
+// bytes before the marks, with no padding to spare: a 64-slot node is 544 bytes, 8.5
+// per slot. A field added there costs 16 bytes a node (the alignment).
+#[cfg(not(loom))]
+const _: () = {
+    assert!(core::mem::offset_of!(Node<64>, marks) == 8);
+    assert!(core::mem::size_of::<Node<64>>() == 8 + 8 * MARK_COUNT + 8 * 64);
+};
 
 impl<const SLOTS: usize> Node<SLOTS> {
     /// Makes the memory at `node`, zeroed, an empty node (shift 0, no slots used) with
@@ -162,7 +181,8 @@ impl<const SLOTS: usize> Node<SLOTS> {
             shift: 0,
             count: UnsafeCell::new(0),
             chunk_index,
-            lock: AtomicU32::new(0),
+            lock: AtomicU8::new(0),
+            propagating: AtomicU32::new(0),
             marks: core::array::from_fn(|_| AtomicU64::new(0)),
             slots: core::array::from_fn(|_| AtomicUsize::new(entry::EMPTY)),
             liveness: UnsafeCell::new(true),
@@ -210,7 +230,8 @@ impl<const SLOTS: usize> Node<SLOTS> {
     pub(super) fn reset(&mut self) {
         self.shift = 0;
         self.count = UnsafeCell::new(0);
-        self.lock = AtomicU32::new(0);
+        self.lock = AtomicU8::new(0);
+        self.propagating = AtomicU32::new(0);
         for bits in &mut self.marks {
             *bits = AtomicU64::new(0);
         }
@@ -272,7 +293,7 @@ impl<const SLOTS: usize> Node<SLOTS> {
     #[inline]
     pub(crate) fn begin_propagation(&self) {
         debug_assert!(self.lock.load(Ordering::Relaxed) & crate::sync::SPIN_LOCKED != 0);
-        self.lock.fetch_add(PROPAGATING, Ordering::Relaxed);
+        self.propagating.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Ends what [`Node::begin_propagation`] began: the ancestors' bits have been
@@ -280,13 +301,13 @@ impl<const SLOTS: usize> Node<SLOTS> {
     /// those bits).
     #[inline]
     pub(crate) fn end_propagation(&self) {
-        self.lock.fetch_sub(PROPAGATING, Ordering::Release);
+        self.propagating.fetch_sub(1, Ordering::Release);
     }
 
     /// Whether some writer's recomputation of this node's ancestors is still under way.
     #[inline]
     pub(crate) fn propagating(&self) -> bool {
-        self.lock.load(Ordering::Acquire) >= PROPAGATING
+        self.propagating.load(Ordering::Acquire) != 0
     }
 
     /// Lets go of a lock taken with [`Node::lock`] or [`Node::lock_new`] and kept.
@@ -332,7 +353,15 @@ impl<const SLOTS: usize> Node<SLOTS> {
     /// yet published and only this thread can reach it).
     #[inline(always)]
     pub(crate) unsafe fn replace(&self, offset: usize, word: usize) -> usize {
-        let old = self.slots[offset].swap(word, Ordering::AcqRel);
+        // A load and a store, not a swap (an atomic read-modify-write, a locked
+        // instruction on x86 that costs as much as the lock itself): every write of a
+        // node's slot holds the node's lock, so no other writer can come between the
+        // two, and the lock's Acquire already ordered this load after the previous
+        // writer's stores (Relaxed is enough). Readers only load; the Release store
+        // publishes what `word` points to, as the swap did.
+        let slot = &self.slots[offset];
+        let old = slot.load(Ordering::Relaxed);
+        slot.store(word, Ordering::Release);
         let delta = (word != entry::EMPTY) as i32 - (old != entry::EMPTY) as i32;
         if delta != 0 {
             // SAFETY: the caller holds the lock, the only context that touches count.

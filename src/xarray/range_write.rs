@@ -156,7 +156,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     self.pending_empty.push((child, child_base));
                 }
                 // SAFETY: we hold this node's lock and it is not obsolete; the child is
-                // fully built, and `replace` publishes it with a Release swap.
+                // fully built, and `replace` publishes it with a Release store.
                 let old = unsafe { n.replace(offset, entry::node_word(child)) };
                 self.xa.nodes.fetch_add(1, Ordering::Relaxed);
                 if entry::is_record(old) {

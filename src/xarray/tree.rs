@@ -15,7 +15,7 @@ use super::node_slab::{self, NodeSlab};
 use super::read_guard::ReadGuard;
 use super::record::RecordPool;
 use super::span;
-use crate::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use crate::sync::ItemArc as Arc;
 use crate::wait_table::WaitTable;
 
@@ -59,7 +59,7 @@ pub struct XArray<T, const SLOTS: usize = 64> {
     /// The head's spin lock: taken by writers that change a head holding a node (the
     /// root's growth and shrinking) or a head entry other than by the lock layer's fast
     /// paths (see `cursor/mod.rs`).
-    pub(crate) head_lock: AtomicU32,
+    pub(crate) head_lock: AtomicU8,
     /// The head's marks: bit `m` set iff some entry carries mark `m`.
     pub(crate) root_marks: AtomicU8,
     /// Retired nodes waiting to be reused (see `node.rs`).
@@ -115,7 +115,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         XArray {
             id: super::identity::next(),
             head: AtomicUsize::new(EMPTY),
-            head_lock: AtomicU32::new(0),
+            head_lock: AtomicU8::new(0),
             root_marks: AtomicU8::new(0),
             node_slab: Arc::new(NodeSlab::new()),
             // Loom cannot model a process-wide static: every tree gets its own pool.

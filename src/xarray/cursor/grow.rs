@@ -287,7 +287,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
         let c = Self::node(child);
         c.lock_new().keep();
         // SAFETY: we hold the parent's lock (not obsolete); the child is fully built, and
-        // `replace` publishes it with a Release swap.
+        // `replace` publishes it with a Release store.
         let old = unsafe { p.replace(offset, entry::node_word(child)) };
         debug_assert_eq!(old, at.word);
         self.xa.nodes.fetch_add(1, Ordering::Relaxed);
