@@ -69,7 +69,8 @@ cargo test --release -p rangelock --test loom -- range_write:: "$@"
 cargo test --release -p rangelock --test loom -- slot_fast:: "$@"
 # The negative controls (tests/loom/mutations.rs): each race passes as built and must
 # fail with one protection of the per-node write protocol or the lock records switched
-# off (rangelock::mutation); about 20 s at two preemptions.
+# off (rangelock::mutation); about 80 s at two preemptions, 60 of them the
+# mark-propagation model.
 cargo test --release -p rangelock --test loom -- mutations:: "$@"
 cargo test --release -p rangelock-compare --test loom_two_state -- "$@"
 cargo test --release -p rangelock-compare --test loom_dio_count -- "$@"

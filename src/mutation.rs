@@ -35,6 +35,11 @@ pub enum Mutation {
     /// after reading its bounds: it can combine the bounds of two publications of one
     /// recycled record.
     RecordSeqUnchecked,
+    /// `WriteCursor::set_mark` ignores the node's propagation count: a writer whose set
+    /// left the node's summary as it was stops there, though another writer's
+    /// recomputation of the ancestors is still under way, and returns before its mark
+    /// is visible from the head.
+    PropagationIgnored,
 }
 
 #[cfg(loom)]

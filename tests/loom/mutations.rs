@@ -9,6 +9,7 @@
 //! | [`claim_vs_node_being_freed`] | a one-index lock in a leaf vs the erase that frees the leaf | `ObsoleteIgnored` | the lock lands in the dead leaf: the index is not locked |
 //! | [`claim_vs_split`] | a one-index lock inside a multi-index entry vs a store that splits it | `SlotNotReread` | one writer's new leaf replaces the other's: a lock or a page is lost |
 //! | [`lookup_vs_record_reuse`] | a lock-free lookup vs a lock record freed and reused for other bounds | `RecordSeqUnchecked` | the lookup combines two publications' bounds: an index never locked reads as locked |
+//! | [`mark_set_vs_propagation_under_way`] | two marks set in one leaf, the first one's recomputation of the root still under way | `PropagationIgnored` | the second set returns before its mark is visible from the head |
 //!
 //! Run with `ci/loom.sh` (both cfgs). The mutated runs use a tree with its own epoch
 //! collector: a model that fails on the global collector aborts the test binary (its
@@ -22,7 +23,7 @@ use crossbeam_epoch::Collector;
 
 use crate::support::loom_harness;
 use rangelock::mutation::{self, Mutation};
-use rangelock::{Entry, LockMode, XArray};
+use rangelock::{Entry, LockMode, Mark, XArray};
 
 /// A tree of 4-slot nodes: indices below 4 live in a root leaf; `4..16` needs a root of
 /// shift 2 with leaves (or multi-index entries) below it.
@@ -201,6 +202,37 @@ fn lookup_vs_record_reuse() {
             drop(second);
             reader.join().unwrap();
             assert!(xa.is_empty());
+        },
+    );
+}
+
+/// Two writers set a mark on two indices of one leaf (`0..4`, under a root of shift 2).
+/// The first to lock the leaf changes its summary and recomputes the root's bit and the
+/// head's after letting go of the leaf; the second finds the summary already set. It
+/// may stop there only if no recomputation above is under way (the leaf's propagation
+/// count, cursor invariant 4): each set mark must be visible from the head (which
+/// `get_mark` consults first) when its call returns.
+#[test]
+fn mark_set_vs_propagation_under_way() {
+    passes_and_catches(
+        Mutation::PropagationIgnored,
+        &["not visible from the head"],
+        |xa| {
+            for index in [0, 1, 4] {
+                xa.store(index, Arc::new(index)).unwrap();
+            }
+            let other = {
+                let xa = xa.clone();
+                loom::thread::spawn(move || {
+                    xa.set_mark(0, Mark::M0);
+                    assert!(xa.get_mark(0, Mark::M0), "mark 0 not visible from the head");
+                })
+            };
+            xa.set_mark(1, Mark::M0);
+            assert!(xa.get_mark(1, Mark::M0), "mark 1 not visible from the head");
+            other.join().unwrap();
+            xa.check_invariants().unwrap();
+            assert!(!xa.get_mark(4, Mark::M0));
         },
     );
 }
