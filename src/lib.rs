@@ -89,6 +89,7 @@ pub mod mapping;
 #[doc(hidden)]
 pub mod mutation;
 pub(crate) mod sync;
+pub(crate) mod tree_waits;
 pub(crate) mod wait_table;
 pub mod xarray;
 

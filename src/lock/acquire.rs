@@ -194,14 +194,9 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     }
 
     /// The wait table this tree's waiters sleep in.
+    #[inline]
     pub(crate) fn wait_table(&self) -> &WaitTable {
-        match &self.wait_table {
-            Some(table) => table,
-            #[cfg(not(loom))]
-            None => crate::wait_table::global(),
-            #[cfg(loom)]
-            None => unreachable!("under loom every tree owns a table"),
-        }
+        self.waits.table()
     }
 
     #[inline]

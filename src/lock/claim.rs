@@ -73,7 +73,7 @@ pub(crate) struct Claim<T> {
     /// What the claim evicted; each of its entries is `pending` in the tree until
     /// `clear_pending` (or the guard's unseal).
     pub(crate) evicted: Vec<Evicted<T>>,
-    /// Whether the claim counts in the tree's `pending_claims` (it evicted something and
+    /// Whether the claim counts in the tree's pending count (`TreeWaits`) (it evicted something and
     /// has not cleared it yet).
     pub(crate) pending: bool,
     /// An asynchronous acquisition: a task, not the polling thread, will hold the range,

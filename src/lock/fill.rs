@@ -9,7 +9,6 @@ use super::guard::RangeGuard;
 use super::held;
 use super::lock_cursor::LockCursor;
 use super::LockMode;
-use crate::sync::atomic::Ordering;
 use crate::sync::ItemArc as Arc;
 use crate::wait_table::Wants;
 use crate::xarray::span::Inclusive;
@@ -190,7 +189,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         // The common case in O(1): nothing pending anywhere. Every pending entry is
         // counted before it is stored, so an eviction that the caller's pass already saw
         // (a page gone from the tree) is counted here.
-        if self.pending_claims.load(Ordering::SeqCst) == 0 {
+        if !self.waits.any_pending() {
             return Ok(());
         }
         let tree = self.id;

@@ -16,7 +16,6 @@
 
 use super::held;
 use super::LockMode;
-use crate::sync::atomic::Ordering;
 use crate::wait_table::{WaitTable, Wake, Wakers};
 use crate::xarray::cursor::{Located, Slot, WriteCursor};
 use crate::xarray::entry::{self, Kind, EMPTY};
@@ -305,22 +304,16 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'a, T, SLOTS> 
         }
     }
 
-    /// Counts one more acquisition or guard with entries pending (`pending_claims`):
-    /// before the first pending entry is stored, so that anyone who sees that entry sees
-    /// the count.
+    /// Counts one more acquisition or guard with entries pending (the tree's
+    /// `TreeWaits`): before the first pending entry is stored, so that anyone who sees
+    /// that entry sees the count.
     pub(crate) fn pending_opened(&self) {
-        self.tree_ref()
-            .pending_claims
-            .fetch_add(1, Ordering::SeqCst);
+        self.tree_ref().waits.pending_opened();
     }
 
     /// Counts one fewer: after its last pending entry was cleared or removed.
     pub(crate) fn pending_closed(&self) {
-        let before = self
-            .tree_ref()
-            .pending_claims
-            .fetch_sub(1, Ordering::SeqCst);
-        debug_assert!(before > 0, "pending acquisitions undercounted");
+        self.tree_ref().waits.pending_closed();
     }
 }
 

@@ -74,7 +74,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
             }
             _ => {}
         }
-        let claims = self.pending_claims.load(Ordering::Relaxed);
+        let claims = self.waits.pending();
         if totals.pending > 0 && claims == 0 {
             return Err(format!(
                 "{} entries pending but no pending acquisition counted",

@@ -17,6 +17,7 @@ use super::record::RecordPool;
 use super::span;
 use crate::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use crate::sync::ItemArc as Arc;
+use crate::tree_waits::TreeWaits;
 use crate::wait_table::WaitTable;
 
 /// A concurrent radix tree mapping every `u64` index to an [`Entry`]: empty, an item
@@ -70,15 +71,12 @@ pub struct XArray<T, const SLOTS: usize = 64> {
     pub(crate) items: AtomicUsize,
     /// Nodes reachable from the head.
     pub(crate) nodes: AtomicUsize,
-    /// Acquisitions and guards that have entries marked `pending` in the tree (raised
-    /// before the first pending entry is stored, lowered after the last is cleared,
-    /// `SeqCst`): while it is zero no entry is pending, so `wait_sealed` has nothing to
-    /// wait for and skips its scan.
-    pub(crate) pending_claims: AtomicUsize,
     /// `None`: crossbeam-epoch's global collector.
     collector: Option<Collector>,
-    /// Where lock waiters sleep; `None`: the process-wide table (see `src/lock/`).
-    pub(crate) wait_table: Option<Arc<WaitTable>>,
+    /// The lock layer's waits: the table this tree's waiters sleep in and the count of
+    /// acquisitions with pending entries (`src/tree_waits.rs`; the tree never looks
+    /// inside but for its self-check).
+    pub(crate) waits: TreeWaits,
     /// The lock class (`src/lockdep/`; zero-sized without the `lockdep` feature).
     pub(crate) lockdep: crate::lockdep::TreeClass,
     _items: PhantomData<Arc<T>>,
@@ -122,10 +120,8 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
             records: cfg!(loom).then(|| Arc::new(RecordPool::new())),
             items: AtomicUsize::new(0),
             nodes: AtomicUsize::new(0),
-            pending_claims: AtomicUsize::new(0),
             collector,
-            // Loom cannot model a process-wide static: every tree gets its own table.
-            wait_table: cfg!(loom).then(|| Arc::new(WaitTable::new(4))),
+            waits: TreeWaits::new(),
             lockdep: crate::lockdep::TreeClass::here(),
             _items: PhantomData,
         }
@@ -142,7 +138,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     /// This tree, with lock waiters sleeping in `table` instead of the process-wide wait
     /// table: tests use it to count table visits. Call it before the tree is shared.
     pub fn with_wait_table(mut self, table: Arc<WaitTable>) -> Self {
-        self.wait_table = Some(table);
+        self.waits.use_table(table);
         self
     }
 
