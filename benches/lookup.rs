@@ -6,6 +6,7 @@
 //! | `xarray_load`           | [`XArray::load`]: pin, walk, clone the `Arc`                   |
 //! | `xarray_read_guard`     | one [`XArray::read`] guard per batch, `get` borrows (no count) |
 //! | `xarray_get_many`       | the guard's [`ReadGuard::get_many`], [`LOCKSTEP`] indices a walk |
+//! | `xarray_guard_load`     | one guard per batch, [`ReadGuard::load`]: `load` without its pin |
 //! | `vec`                   | `Vec<Option<Arc<T>>>` indexing: the physical limit, no sync    |
 //! | `vec_arc`               | the same `Vec`, with an `Arc` clone per hit (what `load` does) |
 //! | `rwlock_btreemap`       | `RwLock<BTreeMap<u64, Arc<T>>>`, read lock + `Arc` clone each  |
@@ -142,6 +143,7 @@ enum Contender {
     XaLoad,
     XaGuard,
     XaMany,
+    XaGuardLoad,
     Vec,
     VecArc,
     BTree,
@@ -156,6 +158,7 @@ impl Contender {
             Contender::XaLoad => "xarray_load",
             Contender::XaGuard => "xarray_read_guard",
             Contender::XaMany => "xarray_get_many",
+            Contender::XaGuardLoad => "xarray_guard_load",
             Contender::Vec => "vec",
             Contender::VecArc => "vec_arc",
             Contender::BTree => "rwlock_btreemap",
@@ -226,6 +229,12 @@ impl Maps {
                     black_box(guard.get_many(indices));
                 }
             }
+            Contender::XaGuardLoad => {
+                let guard = self.xa.read();
+                for &i in batch {
+                    black_box(guard.load(i));
+                }
+            }
             Contender::Vec => {
                 for &i in batch {
                     black_box(self.vec.get(i as usize).and_then(Option::as_deref));
@@ -264,7 +273,7 @@ impl Maps {
     #[inline(always)]
     fn write_batch(&mut self, who: Contender, batch: &[u64], item: &Arc<Item>, erase: bool) {
         match who {
-            Contender::XaLoad | Contender::XaGuard | Contender::XaMany => {
+            Contender::XaLoad | Contender::XaGuard | Contender::XaMany | Contender::XaGuardLoad => {
                 for &i in batch {
                     if erase {
                         black_box(self.xa.erase(i).unwrap());
@@ -363,10 +372,11 @@ fn thread_counts() -> Vec<usize> {
         .collect()
 }
 
-const ALL_LOOKUPS: [Contender; 9] = [
+const ALL_LOOKUPS: [Contender; 10] = [
     Contender::XaLoad,
     Contender::XaGuard,
     Contender::XaMany,
+    Contender::XaGuardLoad,
     Contender::Vec,
     Contender::VecArc,
     Contender::BTree,
