@@ -84,11 +84,15 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
                 root
             }
             Kind::Value | Kind::Lock => {
-                let marks = self.xa.root_marks.load(Ordering::Relaxed);
-                let root = self
-                    .xa
-                    .node_slab
-                    .alloc(Geometry::<SLOTS>::TOP_SHIFT, head, marks);
+                let root = if entry::kind(head) == Kind::Lock && LockState::of(head).holders == 0 {
+                    // A reserved whole-range entry: its first piece alone (see `pieces`).
+                    self.pieces(Geometry::<SLOTS>::TOP_SHIFT, 0, 0, u64::MAX, head)
+                } else {
+                    let marks = self.xa.root_marks.load(Ordering::Relaxed);
+                    self.xa
+                        .node_slab
+                        .alloc(Geometry::<SLOTS>::TOP_SHIFT, head, marks)
+                };
                 let root = self.publish_root(head, root.into_raw())?;
                 self.note_split(head, 0);
                 root
@@ -230,6 +234,12 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
     /// A new node of `shift` (starting at `base`) holding a lock entry with `state` over
     /// `first..=last` (inside the node's span): inline entries in the slots it covers
     /// whole, lock records in the one or two it covers in part.
+    ///
+    /// A *reserved* entry (no holders: its holders left while acquirers were queued on
+    /// it) keeps only its first piece. Its waiters are queued under its first index, so
+    /// reserved pieces anywhere else would name no waiter, and nothing would ever remove
+    /// them (the lock layer settles a reservation under the key its waiters use); left
+    /// empty, those indices are free, which is what a waiter walking again may take.
     pub(in crate::xarray) fn pieces(
         &self,
         shift: u32,
@@ -238,6 +248,12 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
         last: u64,
         state: usize,
     ) -> NewNode<'a, SLOTS> {
+        let last = if LockState::of(state).holders == 0 {
+            let first_slot = base + (((first - base) >> shift) << shift);
+            last.min(walk::slot_last(first_slot, shift))
+        } else {
+            last
+        };
         let node = self.xa.node_slab.alloc(shift, EMPTY, 0);
         let lo = ((first - base) >> shift) as usize;
         let hi = ((last - base) >> shift) as usize;
@@ -274,6 +290,11 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
                 let state = record.state();
                 self.note_split(state, first);
                 self.pieces(shift, at.first, first, last, state)
+            }
+            // A reserved inline entry: its first piece alone (see `pieces`).
+            Kind::Lock if LockState::of(at.word).holders == 0 => {
+                self.note_split(at.word, at.first);
+                self.pieces(shift, at.first, at.first, at.last, at.word)
             }
             Kind::Empty | Kind::Value | Kind::Lock => {
                 self.note_split(at.word, at.first);
