@@ -161,19 +161,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> LockCursor<'a, T, SLOTS> 
     /// Moves the entry in the located slot (a value, an inline lock entry over a bigger
     /// span than wanted, or a lock record) into a child node of its pieces, or a head
     /// entry into a root node. The caller locates again.
-    ///
-    /// A *reserved* lock entry (no holders) is dissolved instead: split, it would leave
-    /// reserved pieces at bases that no waiter's record names (its waiters are queued
-    /// under its first index), and nobody would ever come back to remove them: the tree
-    /// would keep lock entries that nobody holds or waits for. Its waiters walk again.
     pub(crate) fn push_down(&mut self, at: &Located<SLOTS>, index: u64) {
-        if let Some(e) = Self::entry(at).filter(|e| e.lock_state().holders == 0) {
-            // `false`: a fast path changed the head meanwhile; the caller locates again
-            // either way.
-            self.dissolve(&e);
-            self.cursor.unlock();
-            return;
-        }
         match at.slot {
             Slot::Head => {
                 self.cursor.push_down_head(index);

@@ -8,13 +8,16 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rangelock::{CompareExchangeError, Entry, LockMode, WaitTable, XArray};
+use rangelock::{
+    CompareExchangeError, DetachedGuard, Entry, LockMode, LockRangeFuture, WaitTable, XArray,
+};
 
 fn budget() -> Duration {
     let secs: f64 = std::env::var("RANGELOCK_STRESS_SECS")
@@ -234,23 +237,15 @@ fn a_shared_waiter_is_not_stranded_when_the_exclusive_one_moves_on() {
     }
 }
 
-/// A reserved lock record (its holder left while an acquirer was queued on it) that a
-/// claim elsewhere in its slot has to push down is dissolved, not split. Split, its
-/// pieces away from its first index stayed reserved with no waiter's record naming them,
-/// and nobody ever removed them: a stress run of 200 tasks ended with `40..=40` and
-/// `44..=47` locked with no holders and nobody waiting (`async_acquire`'s
-/// `tasks_over_overlapping_ranges_exclude_each_other` failed on `is_empty` about once
-/// in 50 runs). A task's future is polled by hand so that the claim in the slot comes
-/// between the reservation and the waiter's next walk every time.
-#[test]
-fn a_reserved_record_pushed_down_leaves_no_reserved_pieces() {
-    let xa: XArray<u64, 4> = XArray::with_slots();
+/// Locks `37..=44` (one lock record under a root of 16-index slots, in the slot over
+/// `32..=47`), queues a task's future for 38 behind it (polled by hand, so it walks again
+/// only when the test polls it) and lets go: the record is then reserved for that future.
+fn reserve_37_to_44_for_a_task(xa: &XArray<u64, 4>) -> Pin<Box<LockRangeFuture<'_, u64, 4>>> {
     let holder = xa.lock_range(37..=44, LockMode::Exclusive).unwrap();
     let mut waiter = Box::pin(xa.lock_range_async(38..=38, LockMode::Exclusive));
     let mut cx = Context::from_waker(Waker::noop());
     assert!(waiter.as_mut().poll(&mut cx).is_pending(), "38 is held");
     drop(holder);
-    // The precondition: one record over 37..=44, reserved for the waiter.
     for index in [37, 40, 44] {
         assert!(
             matches!(xa.get(index), Entry::Locked { holders: 0, .. }),
@@ -258,14 +253,21 @@ fn a_reserved_record_pushed_down_leaves_no_reserved_pieces() {
             xa.get(index)
         );
     }
-    // 33 shares the record's slot (32..=47 under a root of 16-index slots).
-    let other = xa.lock_range(33..=33, LockMode::Exclusive).unwrap();
-    let Poll::Ready(Ok(granted)) = waiter.as_mut().poll(&mut cx) else {
-        panic!("the waiter should be granted 38 once the reservation is gone");
-    };
-    assert!(matches!(xa.get(38), Entry::Locked { holders: 1, .. }));
-    drop(granted);
-    drop(other);
+    waiter
+}
+
+/// Polls the future of [`reserve_37_to_44_for_a_task`] once more: it must be granted 38.
+fn grant_38<'a>(waiter: &mut Pin<Box<LockRangeFuture<'a, u64, 4>>>) -> DetachedGuard<'a, u64, 4> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match waiter.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(granted)) => granted,
+        other => panic!("the waiter should be granted 38, got {other:?}"),
+    }
+}
+
+/// Asserts that the tree holds nothing at all (and is consistent).
+#[track_caller]
+fn assert_nothing_left(xa: &XArray<u64, 4>) {
     let left: Vec<String> = xa
         .iter(..)
         .map(|(span, entry)| format!("{span:?} {entry:?}"))
@@ -277,34 +279,61 @@ fn a_reserved_record_pushed_down_leaves_no_reserved_pieces() {
     xa.check_invariants().unwrap();
 }
 
-/// The same reservation split by a plain store into the record's slot (the tree's own
+/// A reserved lock record (its holder left while an acquirer was queued on it) that a
+/// claim elsewhere in its slot has to push down keeps only its first piece reserved.
+/// Before, all its pieces stayed reserved, those away from its first index with no
+/// waiter's record naming them, and nobody ever removed them: `async_acquire`'s
+/// `tasks_over_overlapping_ranges_exclude_each_other` failed on `is_empty` in a CI run
+/// with `40..=40` or `44..=47` left locked with no holders and nobody waiting. The task's
+/// future is polled by hand so that the claim comes between the reservation and the
+/// waiter's next walk every time.
+#[test]
+fn a_reserved_record_pushed_down_leaves_no_reserved_pieces() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    let mut waiter = reserve_37_to_44_for_a_task(&xa);
+    let other = xa.lock_range(33..=33, LockMode::Exclusive).unwrap();
+    let granted = grant_38(&mut waiter);
+    assert!(matches!(xa.get(38), Entry::Locked { holders: 1, .. }));
+    drop((granted, other));
+    assert_nothing_left(&xa);
+}
+
+/// When a claim cuts the reserved record, every waiter queued on it walks again at once
+/// (`Wake::Moved`), not only the one it was reserved for: a second task waiting for 44,
+/// behind the first, is granted 44, now an empty index, as soon as the claim beside the
+/// record is done, instead of sleeping until the first piece changes.
+#[test]
+fn a_cut_reservation_wakes_every_waiter_on_it() {
+    let xa: XArray<u64, 4> = XArray::with_slots();
+    let holder = xa.lock_range(37..=44, LockMode::Exclusive).unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut first = Box::pin(xa.lock_range_async(38..=38, LockMode::Exclusive));
+    assert!(first.as_mut().poll(&mut cx).is_pending(), "38 is held");
+    let mut second = Box::pin(xa.lock_range_async(44..=44, LockMode::Exclusive));
+    assert!(second.as_mut().poll(&mut cx).is_pending(), "44 is held");
+    drop(holder); // reserved for the first; the second is not woken
+    assert!(second.as_mut().poll(&mut cx).is_pending(), "not woken yet");
+    let other = xa.lock_range(33..=33, LockMode::Exclusive).unwrap();
+    let Poll::Ready(Ok(at_44)) = second.as_mut().poll(&mut cx) else {
+        panic!("the second waiter should walk again and be granted 44 at once");
+    };
+    let at_38 = grant_38(&mut first);
+    drop((at_44, at_38, other));
+    assert_nothing_left(&xa);
+}
+
+/// The same reservation cut by a plain store into the record's slot (the tree's own
 /// push-down, below the lock layer): only the piece that holds the record's first index,
 /// under which its waiter is queued, stays reserved; the other pieces are left empty.
 #[test]
 fn a_store_beside_a_reserved_record_leaves_no_reserved_pieces() {
     let xa: XArray<u64, 4> = XArray::with_slots();
-    let holder = xa.lock_range(37..=44, LockMode::Exclusive).unwrap();
-    let mut waiter = Box::pin(xa.lock_range_async(38..=38, LockMode::Exclusive));
-    let mut cx = Context::from_waker(Waker::noop());
-    assert!(waiter.as_mut().poll(&mut cx).is_pending(), "38 is held");
-    drop(holder);
-    assert!(matches!(xa.get(44), Entry::Locked { holders: 0, .. }));
+    let mut waiter = reserve_37_to_44_for_a_task(&xa);
     xa.store(33, Arc::new(33)).unwrap();
     for index in [40, 44] {
         assert!(xa.get(index).is_empty(), "{index}: {:?}", xa.get(index));
     }
-    let Poll::Ready(Ok(granted)) = waiter.as_mut().poll(&mut cx) else {
-        panic!("the waiter should be granted 38");
-    };
-    drop(granted);
+    drop(grant_38(&mut waiter));
     xa.erase(33).unwrap();
-    let left: Vec<String> = xa
-        .iter(..)
-        .map(|(span, entry)| format!("{span:?} {entry:?}"))
-        .collect();
-    assert!(
-        left.is_empty(),
-        "lock entries nobody holds or waits for: {left:?}"
-    );
-    xa.check_invariants().unwrap();
+    assert_nothing_left(&xa);
 }
