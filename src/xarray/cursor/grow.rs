@@ -84,8 +84,9 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
                 root
             }
             Kind::Value | Kind::Lock => {
-                let root = if entry::kind(head) == Kind::Lock && LockState::of(head).holders == 0 {
-                    // A reserved whole-range entry: its first piece alone (see `pieces`).
+                // A lock entry carries no marks (evicting took them); its pieces are cut
+                // by `pieces`, which knows what a reserved entry keeps.
+                let root = if entry::kind(head) == Kind::Lock {
                     self.pieces(Geometry::<SLOTS>::TOP_SHIFT, 0, 0, u64::MAX, head)
                 } else {
                     let marks = self.xa.root_marks.load(Ordering::Relaxed);
@@ -249,8 +250,10 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
         state: usize,
     ) -> NewNode<'a, SLOTS> {
         let last = if LockState::of(state).holders == 0 {
-            let first_slot = base + (((first - base) >> shift) << shift);
-            last.min(walk::slot_last(first_slot, shift))
+            last.min(walk::slot_last(
+                Geometry::<SLOTS>::slot_base(first, shift),
+                shift,
+            ))
         } else {
             last
         };
@@ -291,12 +294,14 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
                 self.note_split(state, first);
                 self.pieces(shift, at.first, first, last, state)
             }
-            // A reserved inline entry: its first piece alone (see `pieces`).
-            Kind::Lock if LockState::of(at.word).holders == 0 => {
+            // An inline lock entry (no marks: evicting took them), cut by `pieces`,
+            // which knows what a reserved entry keeps.
+            Kind::Lock => {
+                debug_assert_eq!(p.slot_marks(offset), 0, "a lock entry with marks");
                 self.note_split(at.word, at.first);
                 self.pieces(shift, at.first, at.first, at.last, at.word)
             }
-            Kind::Empty | Kind::Value | Kind::Lock => {
+            Kind::Empty | Kind::Value => {
                 self.note_split(at.word, at.first);
                 self.xa
                     .node_slab

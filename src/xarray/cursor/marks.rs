@@ -31,11 +31,10 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                 // A set that leaves the summary as it was still recomputes the ancestors
                 // if another writer's recomputation of them is under way: this set must
                 // be visible from the head when it returns, and theirs may not be done.
-                #[cfg(loom)]
-                let others = n.propagating()
-                    && !crate::mutation::active(crate::mutation::Mutation::PropagationIgnored);
-                #[cfg(not(loom))]
                 let others = n.propagating();
+                #[cfg(loom)]
+                let others = others
+                    && !crate::mutation::active(crate::mutation::Mutation::PropagationIgnored);
                 if (before != 0) != (n.mark_bits(m) != 0) || (on && others) {
                     self.note_change(n, 1 << m);
                 }
