@@ -25,7 +25,7 @@ use std::fmt;
 use std::ops::{Range, RangeInclusive};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::lock_harness::{watchdog, Budget, Rng, STALL};
 use super::oracle_checks::Oracle;
@@ -174,7 +174,7 @@ impl fmt::Display for Report {
 }
 
 /// What a thread does.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
     Random,
     Faulter,
@@ -191,7 +191,15 @@ struct Shared<C> {
     progress: AtomicU64,
     done: [AtomicU64; MIX.len()],
     skipped: [AtomicU64; MIX.len()],
+    /// How long a run may go on past its budget while some kind of operation has not
+    /// completed once (see [`Shared::worker`]).
+    coverage_deadline: Instant,
 }
+
+/// The longest a run goes on past its budget for every kind of operation to complete
+/// once: on a loaded machine a one-second run can end before a rare kind (weight 2 in
+/// 100) comes up, and the callers assert that every kind ran.
+const COVERAGE_CAP: Duration = Duration::from_secs(30);
 
 /// A sector-aligned range of sectors within the first `pages` pages: mostly sub-page,
 /// sometimes over two or three pages.
@@ -214,7 +222,16 @@ impl<C: PageCache> Shared<C> {
     fn worker(&self, thread: usize, role: Role) {
         let mut rng = Rng(0x6f72_6163_6c65 ^ ((thread as u64) << 40));
         let mut round = 0;
-        while self.config.budget.allows(round) && !self.oracle.exhausted() {
+        // Past the budget, random threads go on until every kind has completed once
+        // (the callers assert it; not under Miri, which counts rounds instead), for at
+        // most `COVERAGE_CAP`.
+        let uncovered = || {
+            role == Role::Random
+                && !cfg!(miri)
+                && self.done.iter().any(|d| d.load(SeqCst) == 0)
+                && Instant::now() < self.coverage_deadline
+        };
+        while (self.config.budget.allows(round) || uncovered()) && !self.oracle.exhausted() {
             if self.config.stop_at_violation && self.oracle.violations() > 0 {
                 break;
             }
@@ -409,6 +426,7 @@ pub fn run<C: PageCache>(name: &str, cache: C, config: Config) -> Report {
         progress: AtomicU64::new(0),
         done: Default::default(),
         skipped: Default::default(),
+        coverage_deadline: Instant::now() + COVERAGE_CAP,
     };
     let mut roles = vec![Role::Random; config.random_threads];
     for _ in 0..config.focused_pairs {
