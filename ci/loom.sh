@@ -67,6 +67,12 @@ cargo test --release -p rangelock --test loom -- range_write:: "$@"
 # releases of one-holder entries against each other, a queued task and an erase, with
 # their negative controls; about 5 s at two preemptions.
 cargo test --release -p rangelock --test loom -- slot_fast:: "$@"
+# Trees that keep empty nodes for lockers (tests/loom/kept.rs): a locker in a kept leaf
+# against `trim`, two lockers building down into one slot, each with its negative
+# control. One preemption, like lock:: (the losing builder's general path makes two
+# run past ten minutes); about 35 s.
+LOOM_MAX_PREEMPTIONS="${LOOM_LOCK_PREEMPTIONS:-1}" \
+  cargo test --release -p rangelock --test loom -- kept:: "$@"
 # The negative controls (tests/loom/mutations.rs): each race passes as built and must
 # fail with one protection of the per-node write protocol or the lock records switched
 # off (rangelock::mutation); about 80 s at two preemptions, 60 of them the

@@ -40,6 +40,11 @@ pub enum Mutation {
     /// recomputation of the ancestors is still under way, and returns before its mark
     /// is visible from the head.
     PropagationIgnored,
+    /// `WriteCursor::unlink_empty` does not check, under the node's lock, that a kept
+    /// node it unlinks is still empty: an unlinker that saw an empty node kept for lockers
+    /// (`XArray::trim`'s unlocked walk) unlinks it after a locker has claimed a slot in
+    /// it, and the lock entry goes with the node.
+    EmptinessUnchecked,
 }
 
 #[cfg(loom)]

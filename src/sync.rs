@@ -136,7 +136,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A spin lock in one byte: bit 0 is the lock, the other bits belong to the owner of
-/// the byte (a node keeps its `OBSOLETE` flag there). Held only for a few dozen
+/// the byte (a node keeps its `OBSOLETE` and `KEPT` flags there). Held only for a few dozen
 /// instructions, never across user code, IO or a wait; a waiter spins briefly and then
 /// yields its time slice (on a machine with fewer cores than threads, the holder may be
 /// descheduled). Under loom every failed attempt yields, which is what loom needs to
@@ -261,13 +261,14 @@ mod tests {
     use super::{os_thread, spin_unlock, SpinLock, SPIN_LOCKED};
 
     /// Letting go is a load and a store of the byte: the bits its holder set under the
-    /// lock (a node's obsolete flag) survive it, and the next locker is handed them.
+    /// lock (a node's obsolete and kept flags) survive it, and the next locker is handed them.
     #[test]
     fn unlocking_keeps_the_bits_set_under_the_lock() {
         let byte = AtomicU8::new(0);
         let (guard, bits) = SpinLock::lock(&byte);
         assert_eq!(bits, 0);
-        byte.fetch_or(2, Ordering::Relaxed); // what `Node::make_obsolete` does
+        // What `Node::make_obsolete` and `Node::mark_kept` do: the holder's load and store.
+        byte.store(byte.load(Ordering::Relaxed) | 2, Ordering::Relaxed);
         drop(guard);
         assert_eq!(byte.load(Ordering::Relaxed), 2);
         let (guard, bits) = SpinLock::lock(&byte);

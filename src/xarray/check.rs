@@ -2,8 +2,8 @@
 //!
 //! It takes the head lock and then the lock of every node it visits (top-down, all held
 //! until it is done, so it sees one state of the tree), and verifies every invariant that
-//! [`cursor`](super::cursor) promises: shifts, counts, mark summaries, no empty non-root
-//! node, a minimal root, items only in leaves, lock records inside their slots, and the
+//! [`cursor`](super::cursor) promises: shifts, counts, mark summaries, no empty node but
+//! those kept for lockers (`kept.rs`) and their count, a minimal root, items only in leaves, lock records inside their slots, and the
 //! tree's item and node counters. The invariants that writers restore after they let go
 //! of their locks (ancestors' marks, unlinking emptied nodes, the counters) hold when no
 //! writer runs: call it when the tree is quiescent.
@@ -52,7 +52,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
                 locked.push(root);
                 let child = root.load(0);
                 // SAFETY: we hold the root's lock (`count` is only touched under it).
-                if unsafe { root.count() } == 1 && entry::is_node(child) {
+                if unsafe { root.count() } == 1 && entry::is_node(child) && !root.is_kept() {
                     return Err("root holds only a child in slot 0 (not shrunk)".into());
                 }
                 let marks = Self::check_node(root, 0, true, &mut totals, locked)?;
@@ -90,6 +90,13 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
             self.items.load(Ordering::Relaxed),
             self.nodes.load(Ordering::Relaxed),
         );
+        let kept = self.kept.taken();
+        if kept != totals.kept || kept > self.kept.limit() {
+            return Err(format!(
+                "the budget counts {kept} kept nodes, the tree has {}",
+                totals.kept
+            ));
+        }
         if (items, nodes) != (totals.items, totals.nodes) {
             return Err(format!(
                 "counters say {items} items / {nodes} nodes, tree has {} / {}",
@@ -175,10 +182,6 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
                             child.shift
                         ));
                     }
-                    // SAFETY: we hold the child's lock.
-                    if unsafe { child.count() } == 0 {
-                        return Err(format!("empty node linked at {slot_first}"));
-                    }
                     let below = Self::check_node(child, slot_first, false, totals, locked)?;
                     if below != slot_marks {
                         return Err(format!(
@@ -224,8 +227,10 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
                 "node at {base} (shift {shift}) counts {recorded}, has {count}"
             ));
         }
-        if count == 0 {
-            return Err(format!("empty node at {base} (root: {is_root})"));
+        if node.is_kept() {
+            totals.kept += 1;
+        } else if count == 0 {
+            return Err(format!("empty node at {base} (root: {is_root}), not kept"));
         }
         Ok(union)
     }
@@ -238,6 +243,8 @@ struct Totals {
     /// Lock entries, and those of them marked pending.
     locks: usize,
     pending: usize,
+    /// Nodes counted against the budget of kept empty nodes (`kept.rs`).
+    kept: usize,
 }
 
 impl Totals {

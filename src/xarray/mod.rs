@@ -45,6 +45,7 @@ mod error;
 mod head;
 pub(crate) mod identity;
 mod iter;
+pub(crate) mod kept;
 pub(crate) mod lock_word;
 #[cfg(loom)]
 mod loom_hooks;
@@ -63,5 +64,6 @@ pub use crate::lock_mode::LockMode;
 pub use entry::{Entry, EntryRef, Mark, MAX_VALUE};
 pub use error::{CompareExchangeError, StoreError, XaError};
 pub use iter::{Iter, RefIter};
+pub use kept::MAX_KEPT_NODES;
 pub use read_guard::ReadGuard;
 pub use tree::XArray;

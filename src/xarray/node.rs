@@ -7,7 +7,8 @@
 //! mark (bit `i` set means slot `i` or something below it carries the mark), the node's
 //! `shift` (the number of index bits below it: a slot of this node covers `2^shift`
 //! indices), `count`, the number of non-empty slots, `lock`, a one-byte spin lock whose bit 1
-//! says the node is *obsolete* (unlinked), and `propagating`, the count of mark
+//! says the node is *obsolete* (unlinked) and bit 2 that it is *kept* for lockers
+//! (`kept.rs`), and `propagating`, the count of mark
 //! recomputations under way above it. With 64 slots that is 512 + 24 + 8 = 544 bytes
 //! (the 8: `shift`, `count`, the node's place in its slab chunk, `lock` and
 //! `propagating`), 8.5 bytes per slot, aligned to 16 (bit 3 of a slot word tells a node
@@ -23,6 +24,8 @@
 //! * `slots`, `marks` and `count` are written only by a writer that holds the node's
 //!   lock; `slots` and `marks` are read by anyone (lock-free readers pinned in the tree's
 //!   epoch, with `Acquire`), `count` only under the lock (loom checks that discipline).
+//! * A node is marked kept under its lock (or before it is published) and stays kept
+//!   until it is unlinked.
 //! * A node is marked obsolete under its lock, by the writer that unlinks it, and never
 //!   changes again: a writer that walked to it without a lock finds it obsolete once it
 //!   has the lock, and starts again from the head. So a writer that holds the lock of a
@@ -120,6 +123,10 @@ impl<const SLOTS: usize> Geometry<SLOTS> {
 
 /// The bit of a node's lock word that says it was unlinked.
 const OBSOLETE: u8 = 2;
+/// The bit of a node's lock word that says the node counts against its tree's budget of
+/// empty nodes kept linked for the next locker (see `xarray/kept.rs`): set by the
+/// release that left it empty, and kept until the node is unlinked.
+const KEPT: u8 = 4;
 
 /// One node of the tree.
 #[repr(C, align(16))]
@@ -278,10 +285,34 @@ impl<const SLOTS: usize> Node<SLOTS> {
         self.lock.load(Ordering::Acquire) & OBSOLETE != 0
     }
 
-    /// Marks the node obsolete (the caller holds its lock and is unlinking it).
-    pub(crate) fn make_obsolete(&self) {
-        debug_assert!(self.lock.load(Ordering::Relaxed) & crate::sync::SPIN_LOCKED != 0);
-        self.lock.fetch_or(OBSOLETE, Ordering::Relaxed);
+    /// Marks the node obsolete (the caller holds its lock and is unlinking it). Returns
+    /// whether the node was counted against the tree's budget of kept empty nodes
+    /// ([`Node::mark_kept`]): the caller gives its place back.
+    #[must_use = "a kept node's place in the budget must be given back"]
+    pub(crate) fn make_obsolete(&self) -> bool {
+        let bits = self.lock.load(Ordering::Relaxed);
+        debug_assert!(bits & crate::sync::SPIN_LOCKED != 0);
+        // Only the lock's holder writes the byte: a load and a store lose nothing.
+        self.lock.store(bits | OBSOLETE, Ordering::Relaxed);
+        bits & KEPT != 0
+    }
+
+    /// Whether the node counts against the tree's budget of kept empty nodes (the
+    /// caller holds its lock).
+    #[inline]
+    pub(crate) fn is_kept(&self) -> bool {
+        let bits = self.lock.load(Ordering::Relaxed);
+        debug_assert!(bits & crate::sync::SPIN_LOCKED != 0);
+        bits & KEPT != 0
+    }
+
+    /// Counts the node against the tree's budget of kept empty nodes, for as long as it
+    /// stays linked (the caller holds its lock and has taken a place in the budget).
+    #[inline]
+    pub(crate) fn mark_kept(&self) {
+        let bits = self.lock.load(Ordering::Relaxed);
+        debug_assert!(bits & crate::sync::SPIN_LOCKED != 0 && bits & KEPT == 0);
+        self.lock.store(bits | KEPT, Ordering::Relaxed);
     }
 
     /// Counts one more writer that changed this node's mark summary (the caller holds

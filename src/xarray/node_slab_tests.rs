@@ -101,7 +101,7 @@ fn a_reused_node_is_empty_again() {
     // SAFETY: this thread's own node, not published.
     assert_eq!(unsafe { node.count() }, 64);
     node.lock_new().keep();
-    node.make_obsolete();
+    assert!(!node.make_obsolete(), "a new node is not kept");
     let first: *const Node<64> = node.into_raw();
     // SAFETY: never published.
     unsafe { slab.give(first) };

@@ -291,7 +291,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
     /// range).
     fn obsolete_subtree(&self, node: *const Node<SLOTS>) {
         let n = Self::node(node);
-        n.make_obsolete();
+        self.obsolete(n);
         for offset in 0..SLOTS {
             let word = n.load(offset);
             if entry::is_node(word) {

@@ -12,7 +12,10 @@
 //! the range covers the slot whole, a lock record with the part's bounds where it covers
 //! part of it (the first and the last slot). The release of such entries, while each
 //! still has one holder and no waiter and the node keeps another entry, empties those
-//! slots. These two functions do exactly that, by the cursor's protocol (walk without
+//! slots. On a tree that keeps nodes for lockers (`kept.rs`), the claim may instead
+//! build the nodes below one empty slot down to the range, and the release may leave
+//! its node empty, or the root with only its first child, by marking it kept. These two
+//! functions do exactly that, by the cursor's protocol (walk without
 //! locks, lock the node, check that it is not obsolete, read the slots again), all or
 //! nothing, and answer `false` for anything else, which the caller hands to the general
 //! path: a range that reaches beyond the root or spans a node, a slot that holds
@@ -27,8 +30,11 @@
 //! * the claim raises the node's count; the release leaves it above zero, and never
 //!   leaves the root with one non-empty slot that is a child in slot 0 (the shape that
 //!   `shrink` removes), so no node empties and the tree stays as short as it was
-//!   (invariant 5);
-//! * no item or value changes hands, so nothing is retired and `items` does not move;
+//!   (invariant 5), unless the node is kept, which excuses it from both (`kept.rs`);
+//!   a chain the claim builds hangs from a slot that is not the root's slot 0 while the
+//!   root holds nothing else, so it never makes the root shrinkable;
+//! * no item or value changes hands, so nothing is retired and `items` does not move
+//!   (`nodes` does, by the chain a claim builds);
 //! * the claimed slots held nothing, so no index of them is held or waited for (a waiter
 //!   waits on an entry, whose `waiters` flag it sets under the node's lock); each
 //!   released entry covers exactly its slot's part of the caller's range with one holder
@@ -157,20 +163,132 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             return false;
         }
         let single = state.word();
+        if let Some(bottom) = self.build_down_shift(&fit, first, last) {
+            self.claim_in_new_chain(&fit, bottom, first, last, single);
+            drop(lock);
+            return true;
+        }
         for part in fit.parts(first, last) {
-            let word = if part.whole {
-                single
-            } else {
-                // A slot of shift 0 spans one index, so a record lands only where records
-                // may live (slots of shift > 0, inside their span).
-                entry::record_word(self.records().alloc(part.first, part.last, single))
-            };
+            let word = self.claim_word(part, single);
             // SAFETY: we hold the node's lock and it is not obsolete (`lock` checked it,
             // and only a holder of the lock marks a node obsolete).
             unsafe { fit.node.replace(part.offset, word) };
         }
         drop(lock);
         true
+    }
+
+    /// Whether `node` (its lock held) is kept for lockers (`kept.rs`), or is now: a
+    /// place in the budget was free and it took it. Out of line: only a release that
+    /// empties its node or would leave the root shrinkable asks.
+    #[inline(never)]
+    fn keep(&self, node: &Node<SLOTS>) -> bool {
+        if node.is_kept() {
+            return true;
+        }
+        if !self.kept.try_take() {
+            return false;
+        }
+        node.mark_kept();
+        true
+    }
+
+    /// The word a claim in `state` (its word `single`) puts in the slot of `part`: the
+    /// inline entry if the part is the slot's whole span, else a lock record with the
+    /// part's bounds. A slot of shift 0 spans one index, so a record lands only where
+    /// records may live (slots of shift > 0, inside their span).
+    #[inline]
+    fn claim_word(&self, part: Part, single: usize) -> usize {
+        if part.whole {
+            single
+        } else {
+            entry::record_word(self.records().alloc(part.first, part.last, single))
+        }
+    }
+
+    /// On a tree that keeps nodes for lockers (`kept.rs`): the shift of the deepest
+    /// level whose one node covers `first..=last`, if this claim is to build the nodes
+    /// down to it. It is when the range lies in one slot of `fit`'s node above that
+    /// level, the slot is not the root's slot 0 while the root holds nothing else (the
+    /// root would then have to shrink), and a place in the budget is free (taken here,
+    /// for the bottom node). The caller holds `fit`'s node lock.
+    #[inline]
+    fn build_down_shift(&self, fit: &Fit<'_, SLOTS>, first: u64, last: u64) -> Option<u32> {
+        if !self.kept.enabled() {
+            return None;
+        }
+        self.build_down_shift_kept(fit, first, last)
+    }
+
+    /// [`Self::build_down_shift`] on a tree that keeps nodes: out of line, so that the
+    /// fast path of every other tree stays as small as it was.
+    #[inline(never)]
+    fn build_down_shift_kept(&self, fit: &Fit<'_, SLOTS>, first: u64, last: u64) -> Option<u32> {
+        if fit.from != fit.to || fit.shift == 0 {
+            return None;
+        }
+        // SAFETY: the caller holds the node's lock (`count` is only touched under it).
+        let alone = unsafe { fit.node.count() } == 0;
+        if fit.from == 0
+            && alone
+            && self.head.load(Ordering::Acquire) == entry::node_word(fit.node as *const _)
+        {
+            return None;
+        }
+        let bits = Geometry::<SLOTS>::BITS;
+        // The range lies in one slot of `fit`'s node, so in one node a level down; it
+        // lies in one node a level further down while it lies in one slot of this one.
+        let mut shift = fit.shift - bits;
+        while shift >= bits && first >> shift == last >> shift {
+            shift -= bits;
+        }
+        self.kept.try_take().then_some(shift)
+    }
+
+    /// Builds the nodes below `fit`'s slot down to shift `bottom`, with the range's
+    /// entries in the bottom node, which is kept (its place taken by
+    /// `build_down_shift`), and links the chain into the slot with one store. The
+    /// caller holds `fit`'s node lock and read the slot empty under it.
+    #[inline(never)]
+    fn claim_in_new_chain(
+        &self,
+        fit: &Fit<'_, SLOTS>,
+        bottom: u32,
+        first: u64,
+        last: u64,
+        single: usize,
+    ) {
+        let bits = Geometry::<SLOTS>::BITS;
+        let node = self.node_slab.alloc(bottom, EMPTY, 0);
+        let low = Fit {
+            node: &node,
+            shift: bottom,
+            from: Geometry::<SLOTS>::offset(first, bottom),
+            to: Geometry::<SLOTS>::offset(last, bottom),
+        };
+        for part in low.parts(first, last) {
+            let word = self.claim_word(part, single);
+            // SAFETY: the node is not published: only this thread can reach it.
+            unsafe { node.replace(part.offset, word) };
+        }
+        let unpublished = node.lock_new();
+        node.mark_kept();
+        drop(unpublished);
+        let mut word = entry::node_word(node.into_raw());
+        let mut built = 1;
+        let mut shift = bottom + bits;
+        while shift < fit.shift {
+            let parent = self.node_slab.alloc(shift, EMPTY, 0);
+            // SAFETY: as above.
+            unsafe { parent.replace(Geometry::<SLOTS>::offset(first, shift), word) };
+            word = entry::node_word(parent.into_raw());
+            built += 1;
+            shift += bits;
+        }
+        // SAFETY: the caller holds the node's lock and it is not obsolete. The store is
+        // `Release`: a reader that loads the word sees the chain as built.
+        unsafe { fit.node.replace(fit.from, word) };
+        self.nodes.fetch_add(built, Ordering::Relaxed);
     }
 
     /// Releases the lock entries over exactly `first..=last` whose state is `state` (one
@@ -220,8 +338,12 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             && fit.from != 0
             && entry::is_node(fit.node.load(0))
             && self.head.load(Ordering::Acquire) == entry::node_word(fit.node as *const _);
-        if left == 0 || root_to_shrink {
-            return false; // the node would empty, or the root would need shrinking
+        // A node this release empties, or a root it leaves with only its first child
+        // (the shape `shrink` removes), stays as it is for the next locker if it has or
+        // gets a place in the tree's budget (`kept.rs`); else the general path unlinks
+        // or shrinks it.
+        if (left == 0 || root_to_shrink) && !self.keep(fit.node) {
+            return false;
         }
         let mut records: SmallVec<[usize; 2]> = SmallVec::new();
         for offset in fit.from..=fit.to {

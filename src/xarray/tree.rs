@@ -9,6 +9,7 @@ use crossbeam_epoch::{Collector, Guard};
 
 use super::entry::{self, Entry, Kind, Mark, EMPTY};
 use super::iter::Iter;
+use super::kept::KeptBudget;
 use super::lock_word::LockState;
 use super::node::Node;
 use super::node_slab::{self, NodeSlab};
@@ -63,6 +64,8 @@ pub struct XArray<T, const SLOTS: usize = 64> {
     pub(crate) head_lock: AtomicU8,
     /// The head's marks: bit `m` set iff some entry carries mark `m`.
     pub(crate) root_marks: AtomicU8,
+    /// How many empty nodes lock releases keep linked for the next locker (`kept.rs`).
+    pub(crate) kept: KeptBudget,
     /// Retired nodes waiting to be reused (see `node.rs`).
     pub(crate) node_slab: Arc<NodeSlab<SLOTS>>,
     /// Where lock records come from; `None`: the process-wide pool (see `record.rs`).
@@ -115,6 +118,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
             head: AtomicUsize::new(EMPTY),
             head_lock: AtomicU8::new(0),
             root_marks: AtomicU8::new(0),
+            kept: KeptBudget::new(),
             node_slab: Arc::new(NodeSlab::new()),
             // Loom cannot model a process-wide static: every tree gets its own pool.
             records: cfg!(loom).then(|| Arc::new(RecordPool::new())),
@@ -227,12 +231,27 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         self.items.load(Ordering::Relaxed)
     }
 
-    /// `true` when no index holds anything (neither item nor value).
+    /// `true` when no index holds anything (no item, value or lock entry).
     pub fn is_empty(&self) -> bool {
-        self.head.load(Ordering::Acquire) == EMPTY
+        let head = self.head.load(Ordering::Acquire);
+        if head == EMPTY {
+            return true;
+        }
+        // Only a tree that keeps empty nodes for lockers (`kept.rs`) can link a node and
+        // hold nothing once no writer runs: the others answer from the head alone.
+        if !entry::is_node(head) || self.kept.taken() == 0 {
+            return false;
+        }
+        let guard = self.pin();
+        let head = self.head.load(Ordering::Acquire);
+        if !entry::is_node(head) {
+            return head == EMPTY;
+        }
+        !super::kept::subtree_holds_entry::<SLOTS>(super::walk::node_at(head, &guard), &guard)
     }
 
-    /// The number of tree nodes currently linked into the tree.
+    /// The number of tree nodes currently linked into the tree (on a tree that keeps
+    /// empty nodes for lockers, [`with_kept_nodes`](Self::with_kept_nodes), those too).
     pub fn node_count(&self) -> usize {
         self.nodes.load(Ordering::Relaxed)
     }

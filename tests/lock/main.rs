@@ -22,6 +22,7 @@ mod support;
 
 mod async_acquire;
 mod fairness;
+mod kept_nodes;
 mod model;
 mod races;
 mod safety;

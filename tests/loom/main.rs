@@ -25,6 +25,7 @@ mod support;
 
 mod async_acquire;
 mod fsync;
+mod kept;
 mod lock;
 mod mapping;
 mod mutations;

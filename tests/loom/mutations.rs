@@ -37,12 +37,26 @@ pub(crate) fn passes_and_catches(
     caught_by: &[&str],
     race: impl Fn(loom::sync::Arc<Tree>) + Sync + Send + Copy + 'static,
 ) {
-    loom_harness::model(None, move || race(loom::sync::Arc::new(Tree::with_slots())));
+    passes_and_catches_on(|tree| tree, mutation, caught_by, race);
+}
+
+/// [`passes_and_catches`] on trees that `configure` sets up (before they are shared).
+pub(crate) fn passes_and_catches_on(
+    configure: fn(Tree) -> Tree,
+    mutation: Mutation,
+    caught_by: &[&str],
+    race: impl Fn(loom::sync::Arc<Tree>) + Sync + Send + Copy + 'static,
+) {
+    loom_harness::model(None, move || {
+        race(loom::sync::Arc::new(configure(Tree::with_slots())))
+    });
 
     mutation::set(mutation);
     let failed = panic::catch_unwind(AssertUnwindSafe(|| {
         loom_harness::model(None, move || {
-            race(loom::sync::Arc::new(Tree::with_collector(Collector::new())))
+            race(loom::sync::Arc::new(configure(Tree::with_collector(
+                Collector::new(),
+            ))))
         })
     }));
     mutation::set(Mutation::None);

@@ -114,17 +114,27 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
         }
     }
 
-    /// With the lock of `n`'s parent (or the head lock) held: if `n` is empty, marks it
-    /// obsolete and queues it for retirement; the caller then empties the parent's slot.
+    /// With the lock of `n`'s parent (or the head lock) held: if `n` is empty and not
+    /// kept for lockers (`kept.rs`; unless this cursor trims), marks it obsolete and
+    /// queues it for retirement; the caller then empties the parent's slot.
     pub(super) fn unlink_empty(&mut self, n: &Node<SLOTS>) -> bool {
         let Some(lock) = n.lock() else {
             return false;
         };
         // SAFETY: we hold the node's lock.
-        if unsafe { n.count() } != 0 {
+        let count = unsafe { n.count() };
+        #[cfg(loom)]
+        let count = if crate::mutation::active(crate::mutation::Mutation::EmptinessUnchecked)
+            && n.is_kept()
+        {
+            0
+        } else {
+            count
+        };
+        if count != 0 || (!self.trimming && n.is_kept()) {
             return false;
         }
-        n.make_obsolete();
+        self.obsolete(n);
         drop(lock);
         self.xa.nodes.fetch_sub(1, Ordering::Relaxed);
         self.unlinked_nodes
@@ -154,7 +164,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
             return Err(index);
         }
         for &node in &locked {
-            Self::node(node).make_obsolete();
+            self.obsolete(Self::node(node));
         }
         let replaced = match slot {
             Slot::Head => self.xa.head.swap(word, Ordering::AcqRel),
@@ -203,7 +213,8 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
         Ok(())
     }
 
-    /// Replaces the root by its slot-0 child while that child is all the root holds.
+    /// Replaces the root by its slot-0 child while that child is all the root holds (and
+    /// the root is not kept for lockers, unless this cursor trims).
     pub(in crate::xarray) fn shrink(&mut self) {
         loop {
             let (head_lock, _) = SpinLock::lock(&self.xa.head_lock);
@@ -220,13 +231,17 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
             if unsafe { root.count() } != 1 || !entry::is_node(child) {
                 return;
             }
+            // A root kept for lockers stays (`kept.rs`), but for `trim`.
+            if root.is_kept() && !self.trimming {
+                return;
+            }
             // The head's marks become the child's summary. (They were the root's slot-0
             // marks, but a writer may be between recomputing that slot and recomputing
             // `root_marks`: it finds the root obsolete and the child at the head, and
             // recomputes from there.) The old root is retired unchanged (its slot 0
             // still leads to the live child), so a reader inside it keeps walking; a
             // writer that locks it finds it obsolete and starts again.
-            root.make_obsolete();
+            self.obsolete(root);
             self.xa.head.store(child, Ordering::Release);
             self.reset_root_marks(entry::word_node(child));
             drop(lock);
@@ -234,6 +249,14 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
             self.xa.nodes.fetch_sub(1, Ordering::Relaxed);
             self.unlinked_nodes.push(head);
             self.path.clear();
+        }
+    }
+
+    /// Marks `n` obsolete (its lock held, and it is being unlinked), giving back its
+    /// place in the budget of kept empty nodes if it had one (`kept.rs`, invariant 2).
+    pub(in crate::xarray) fn obsolete(&self, n: &Node<SLOTS>) {
+        if n.make_obsolete() {
+            self.xa.kept.give_back();
         }
     }
 

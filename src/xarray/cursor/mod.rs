@@ -33,7 +33,9 @@
 //!    confirm a mark at the slot itself.
 //! 5. Every node reachable from the head other than the root has at least one non-empty
 //!    slot, and the root is not a node whose only non-empty slot is a child node in
-//!    slot 0 (the tree is as short as its contents allow), once writers are done.
+//!    slot 0 (the tree is as short as its contents allow), once writers are done; except
+//!    the nodes a tree that keeps nodes for lockers has kept (`kept.rs`): a kept node
+//!    may be empty, a kept root may hold only its first child.
 //! 6. `count` of every node equals its non-empty slots; `items` and `nodes` of the tree
 //!    equal the items and nodes reachable from the head (once writers are done).
 //!
@@ -162,6 +164,9 @@ pub(crate) struct WriteCursor<'a, T: Send + Sync + 'static, const SLOTS: usize> 
     path: SmallVec<[Step<SLOTS>; 12]>,
     /// The root's slot 0 was pushed down: the root may now hold nothing but that child.
     maybe_shrink: bool,
+    /// This cursor unlinks empty nodes kept for lockers too (`XArray::trim`); others
+    /// leave them linked (`kept.rs`).
+    pub(in crate::xarray) trimming: bool,
     /// Nodes unlinked by this cursor, retired (through the epoch, back to the node slab)
     /// once no lock is held.
     unlinked_nodes: SmallVec<[usize; 4]>,
@@ -188,6 +193,7 @@ impl<'a, T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'a, T, SLOTS>
             propagating: SmallVec::new(),
             path: SmallVec::new(),
             maybe_shrink: false,
+            trimming: false,
             unlinked_nodes: SmallVec::new(),
             unlinked: SmallVec::new(),
             split_waiting: SmallVec::new(),

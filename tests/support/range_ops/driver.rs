@@ -25,16 +25,21 @@ use locks::Guard;
 /// lock-order checking (`--features lockdep`) is off for it.
 pub fn run(ops: &[RangeOp]) {
     rangelock::lockdep::unchecked(|| {
-        run_with::<4>(ops);
-        run_with::<64>(ops);
+        run_with::<4>(ops, 0);
+        run_with::<64>(ops, 0);
+        // Trees that keep emptied nodes for lockers and build down to them
+        // (`src/xarray/kept.rs`): a budget small enough to run out, and a roomy one.
+        run_with::<4>(ops, 2);
+        run_with::<64>(ops, 16);
     })
 }
 
-/// Runs `ops` against an `XArray<u64, SLOTS>` and the model, then drops every guard
-/// still live and checks that exactly the model's items and values are left.
-pub fn run_with<const SLOTS: usize>(ops: &[RangeOp]) {
+/// Runs `ops` against an `XArray<u64, SLOTS>` that keeps up to `kept` empty nodes for
+/// lockers, and the model; then drops every guard still live and checks that exactly
+/// the model's items and values are left.
+pub fn run_with<const SLOTS: usize>(ops: &[RangeOp], kept: usize) {
     // An owned collector: dropping the tree frees everything it retired.
-    let tree = XArray::<u64, SLOTS>::with_collector(Collector::new());
+    let tree = XArray::<u64, SLOTS>::with_collector(Collector::new()).with_kept_nodes(kept);
     let mut driver = Driver {
         tree: &tree,
         store: Store::default(),
@@ -66,9 +71,13 @@ pub fn run_with<const SLOTS: usize>(ops: &[RangeOp]) {
         driver.check_summary();
     }
     driver.check_contents();
+    // The empty nodes kept for lockers are all that an empty tree links: `trim` takes
+    // them all.
+    tree.trim();
+    driver.check_summary();
     if driver.store.is_empty() && tree.node_count() != 0 {
         driver.fail(format_args!(
-            "all guards dropped, tree empty, {} nodes left",
+            "all guards dropped, tree empty and trimmed, {} nodes left",
             tree.node_count()
         ));
     }
@@ -91,8 +100,8 @@ impl<'a, const SLOTS: usize> Driver<'a, SLOTS> {
     fn fail(&self, what: fmt::Arguments<'_>) -> ! {
         let guards: Vec<String> = self.models.iter().map(GuardModel::to_string).collect();
         panic!(
-            "XArray<u64, {SLOTS}> diverged from the range-lock model at step {} ({:?}): {what}\n  live guards: {guards:?}",
-            self.step, self.op
+            "XArray<u64, {SLOTS}> (keeping up to {} nodes) diverged from the range-lock model at step {} ({:?}): {what}\n  live guards: {guards:?}",
+            self.tree.kept_nodes_limit(), self.step, self.op
         )
     }
 
