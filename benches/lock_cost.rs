@@ -13,7 +13,8 @@
 //!   decomposition is longest;
 //! * `whole`: `..` against an `RwLock` write lock;
 //! * `disjoint_threads`: every thread locks its own index, 1 and 2 threads, on an empty
-//!   tree and on a tree with a leaf per thread (the same tree at both counts); the
+//!   tree, on an empty tree that keeps nodes for lockers (`with_kept_nodes(16)`), and on
+//!   a tree with a leaf per thread (the same tree at both counts); the
 //!   throughput is per run of all threads, so 2 threads at twice the elements per second
 //!   of 1 is perfect scaling.
 //!
@@ -276,10 +277,16 @@ fn disjoint_threads(c: &mut Criterion) {
         for pin in leaf_pins() {
             pinned.store(pin, Arc::new(pin)).expect("store");
         }
+        // The same empty tree keeping nodes for lockers (`XArray::with_kept_nodes`): after
+        // the first rounds each thread's index lies in a leaf of its own.
+        let kept: XArray<u64> = XArray::new().with_kept_nodes(16);
         let rm = range_mutex();
         let id = |name| BenchmarkId::new(name, threads);
         group.bench_function(id("rangelock_empty"), |b| {
             b.iter_custom(|iters| disjoint(threads, iters, |i| lock_xa(&empty, i..=i)))
+        });
+        group.bench_function(id("rangelock_empty_kept"), |b| {
+            b.iter_custom(|iters| disjoint(threads, iters, |i| lock_xa(&kept, i..=i)))
         });
         group.bench_function(id("rangelock_populated"), |b| {
             b.iter_custom(|iters| disjoint(threads, iters, |i| lock_xa(&pinned, i..=i)))
