@@ -2,9 +2,10 @@
 //!
 //! It takes the head lock and then the lock of every node it visits (top-down, all held
 //! until it is done, so it sees one state of the tree), and verifies every invariant that
-//! [`cursor`](super::cursor) promises: shifts, counts, mark summaries, no empty node but
-//! those kept for lockers (`kept.rs`) and their count, a minimal root, items only in leaves, lock records inside their slots, and the
-//! tree's item and node counters. The invariants that writers restore after they let go
+//! [`cursor`](super::cursor) promises: shifts, counts, mark summaries, no empty node and
+//! a minimal root but where a node is kept for lockers (`kept.rs`), the count of kept
+//! nodes, items only in leaves, lock records inside their slots, and the tree's item
+//! and node counters. The invariants that writers restore after they let go
 //! of their locks (ancestors' marks, unlinking emptied nodes, the counters) hold when no
 //! writer runs: call it when the tree is quiescent.
 

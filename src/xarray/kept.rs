@@ -110,21 +110,11 @@ impl KeptBudget {
     /// Takes a place in the budget; `false` if none is free. (Relaxed: the count orders
     /// nothing; the node's lock, or its publication, orders the kept bit.)
     pub(crate) fn try_take(&self) -> bool {
-        let mut current = self.taken.load(Ordering::Relaxed);
-        loop {
-            if current >= self.limit {
-                return false;
-            }
-            match self.taken.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => current = now,
-            }
-        }
+        self.taken
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |taken| {
+                (taken < self.limit).then_some(taken + 1)
+            })
+            .is_ok()
     }
 
     /// Gives back the place of a kept node that was just unlinked.
@@ -185,8 +175,8 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
 impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// Unlinks the empty nodes kept linked for the next locker (see
     /// [`with_kept_nodes`](Self::with_kept_nodes)), and the ancestors that empty with
-    /// them. Their memory goes back to the tree's node cache
-    /// once no reader can still see them.
+    /// them. Their memory goes back to the tree's node cache once no reader can still
+    /// see them. It walks the whole tree: a call for an idle tree, not for a hot path.
     ///
     /// A tree never needs this for correctness or to stay bounded; call it to give the
     /// last few nodes of an idle tree back (a memory shrinker's hook), or before
@@ -195,13 +185,15 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     ///
     /// ```
     /// use rangelock::{LockMode, XArray};
+    /// use std::sync::Arc;
     ///
-    /// let xa: XArray<u64> = XArray::new();
-    /// let first = xa.lock_range(5..=5, LockMode::Exclusive).unwrap();
-    /// drop(xa.lock_range(1 << 20..=1 << 20, LockMode::Exclusive).unwrap());
-    /// drop(first);
-    /// // Nothing is locked; a region a locker used may keep its nodes for the next one.
+    /// let xa: XArray<u64> = XArray::new().with_kept_nodes(16);
+    /// xa.store(4992, Arc::new(4992)).unwrap();
+    /// let guard = xa.lock_range(5000..=5000, LockMode::Exclusive).unwrap();
+    /// xa.erase(4992).unwrap();
+    /// drop(guard); // its release empties the leaf over 4992..5056, which stays
     /// assert!(xa.is_empty());
+    /// assert_eq!(xa.node_count(), 3);
     /// xa.trim();
     /// assert_eq!(xa.node_count(), 0);
     /// ```
@@ -215,7 +207,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         let head = self.head.load(Ordering::Acquire);
         if entry::is_node(head) {
             let root = walk::node_at(head, cursor.pinned());
-            if !Self::empty_nodes(root, 0, cursor.pinned(), &mut empty) {
+            if !holds_entry(root, 0, cursor.pinned(), Some(&mut empty)) {
                 empty.push((root as *const Node<SLOTS>, 0));
             }
         }
@@ -226,46 +218,36 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
         }
         cursor.shrink();
     }
-
-    /// Pushes every node below `node` (which covers `base..`) that holds nothing but
-    /// empty slots and empty nodes, children before parents; returns whether `node`
-    /// holds an entry somewhere below it. Read without locks: `collapse_node` checks
-    /// again under them.
-    fn empty_nodes<'g>(
-        node: &'g Node<SLOTS>,
-        base: u64,
-        guard: &'g Guard,
-        out: &mut SmallVec<[(*const Node<SLOTS>, u64); 16]>,
-    ) -> bool {
-        let shift = node.shift as u32;
-        let mut holds = false;
-        for offset in 0..Geometry::<SLOTS>::slots_in_range(shift) {
-            let word = node.load(offset);
-            if entry::is_node(word) {
-                let child = walk::node_at::<SLOTS>(word, guard);
-                let child_base = base + ((offset as u64) << shift);
-                if Self::empty_nodes(child, child_base, guard, out) {
-                    holds = true;
-                } else {
-                    out.push((child as *const Node<SLOTS>, child_base));
-                }
-            } else if word != EMPTY {
-                holds = true;
-            }
-        }
-        holds
-    }
 }
 
-/// Whether the subtree of `node` holds an entry (not only empty nodes kept for
-/// lockers): for [`XArray::is_empty`].
-pub(super) fn subtree_holds_entry<const SLOTS: usize>(node: &Node<SLOTS>, guard: &Guard) -> bool {
-    (0..Geometry::<SLOTS>::slots_in_range(node.shift as u32)).any(|offset| {
+/// Whether the subtree of `node` (which covers `base..`) holds an entry, not only empty
+/// nodes; read without locks. With `empty`, every node below `node` that holds none is
+/// pushed onto it, children before parents (for `trim`, whose unlinker checks again
+/// under the locks); without, the walk stops at the first entry (for `is_empty`).
+pub(super) fn holds_entry<const SLOTS: usize>(
+    node: &Node<SLOTS>,
+    base: u64,
+    guard: &Guard,
+    mut empty: Option<&mut SmallVec<[(*const Node<SLOTS>, u64); 16]>>,
+) -> bool {
+    let shift = node.shift as u32;
+    let mut holds = false;
+    for offset in 0..Geometry::<SLOTS>::slots_in_range(shift) {
         let word = node.load(offset);
-        if entry::is_node(word) {
-            subtree_holds_entry(walk::node_at::<SLOTS>(word, guard), guard)
+        holds |= if entry::is_node(word) {
+            let child = walk::node_at::<SLOTS>(word, guard);
+            let child_base = base + ((offset as u64) << shift);
+            let below = holds_entry(child, child_base, guard, empty.as_deref_mut());
+            if let (false, Some(out)) = (below, empty.as_deref_mut()) {
+                out.push((child as *const Node<SLOTS>, child_base));
+            }
+            below
         } else {
             word != EMPTY
+        };
+        if holds && empty.is_none() {
+            return true;
         }
-    })
+    }
+    holds
 }

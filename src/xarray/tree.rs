@@ -247,7 +247,7 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
         if !entry::is_node(head) {
             return head == EMPTY;
         }
-        !super::kept::subtree_holds_entry::<SLOTS>(super::walk::node_at(head, &guard), &guard)
+        !super::kept::holds_entry::<SLOTS>(super::walk::node_at(head, &guard), 0, &guard, None)
     }
 
     /// The number of tree nodes currently linked into the tree (on a tree that keeps

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use crate::mutations::{assert_locked, contents, passes_and_catches_on, Tree};
+use crate::mutations::{contents, lock_check_release, passes_and_catches_on, Tree};
 use rangelock::mutation::Mutation;
 use rangelock::LockMode;
 
@@ -59,9 +59,7 @@ fn a_locker_in_a_kept_leaf_vs_trim() {
                 let xa = xa.clone();
                 loom::thread::spawn(move || xa.trim())
             };
-            let guard = xa.lock_range(10..=10, LockMode::Exclusive).unwrap();
-            assert_locked(&xa, 10);
-            drop(guard);
+            lock_check_release(&xa, 10);
             trimmer.join().unwrap();
             empty_and_trimmed(&xa);
         },
@@ -93,15 +91,9 @@ fn two_lockers_build_down_into_one_slot() {
             kept_root(&xa);
             let other = {
                 let xa = xa.clone();
-                loom::thread::spawn(move || {
-                    let guard = xa.lock_range(10..=10, LockMode::Exclusive).unwrap();
-                    assert_locked(&xa, 10);
-                    drop(guard);
-                })
+                loom::thread::spawn(move || lock_check_release(&xa, 10))
             };
-            let guard = xa.lock_range(9..=9, LockMode::Exclusive).unwrap();
-            assert_locked(&xa, 9);
-            drop(guard);
+            lock_check_release(&xa, 9);
             other.join().unwrap();
             empty_and_trimmed(&xa);
         },

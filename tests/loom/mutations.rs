@@ -79,6 +79,14 @@ pub(crate) fn passes_and_catches_on(
     );
 }
 
+/// Locks `index` Exclusive, asserts that the tree shows it held by one holder, and
+/// releases it: one locker's turn in a race.
+pub(crate) fn lock_check_release(xa: &Tree, index: u64) {
+    let guard = xa.lock_range(index..=index, LockMode::Exclusive).unwrap();
+    assert_locked(xa, index);
+    drop(guard);
+}
+
 /// The entries of the tree, as (first index, what) pairs.
 pub(crate) fn contents(xa: &Tree) -> Vec<(u64, String)> {
     xa.iter(..)
@@ -135,11 +143,7 @@ fn claim_vs_node_being_freed() {
             xa.store(5, Arc::new(5)).unwrap();
             let locker = {
                 let xa = xa.clone();
-                loom::thread::spawn(move || {
-                    let guard = xa.lock_range(6..=6, LockMode::Exclusive).unwrap();
-                    assert_locked(&xa, 6);
-                    drop(guard);
-                })
+                loom::thread::spawn(move || lock_check_release(&xa, 6))
             };
             assert_eq!(xa.erase(5).unwrap().item().map(|p| **p), Some(5));
             locker.join().unwrap();

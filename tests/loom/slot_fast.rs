@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::mutations::{assert_locked, contents, passes_and_catches, Tree};
+use crate::mutations::{contents, lock_check_release, passes_and_catches, Tree};
 use crate::support::loom_harness;
 use rangelock::mutation::Mutation;
 use rangelock::{Entry, LockMode};
@@ -48,15 +48,9 @@ fn two_fast_claims_in_one_leaf() {
             leaf_with_page(&xa);
             let other = {
                 let xa = xa.clone();
-                loom::thread::spawn(move || {
-                    let guard = xa.lock_range(1..=1, LockMode::Exclusive).unwrap();
-                    assert_locked(&xa, 1);
-                    drop(guard);
-                })
+                loom::thread::spawn(move || lock_check_release(&xa, 1))
             };
-            let guard = xa.lock_range(2..=2, LockMode::Exclusive).unwrap();
-            assert_locked(&xa, 2);
-            drop(guard);
+            lock_check_release(&xa, 2);
             other.join().unwrap();
             only_the_page(&xa);
         },
