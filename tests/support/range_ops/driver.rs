@@ -285,6 +285,8 @@ impl<'a, const SLOTS: usize> Driver<'a, SLOTS> {
                 self.tree.clear();
                 self.store.clear();
             }
+            // The contents stay; the checks after every step see the tree it leaves.
+            RangeOp::Trim => self.tree.trim(),
         }
     }
 

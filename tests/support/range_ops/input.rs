@@ -281,6 +281,8 @@ pub enum RangeOp {
     },
     /// `clear` (lock entries stay).
     Clear,
+    /// `trim`: unlinks the empty nodes a tree keeps for lockers; no index changes.
+    Trim,
 }
 
 impl<'a> Arbitrary<'a> for RangeOp {
@@ -340,6 +342,8 @@ impl<'a> Arbitrary<'a> for RangeOp {
             30 => EraseRange {
                 range: Range::arbitrary(u)?,
             },
+            // (A byte more chooses: inputs that end here, as before, stay `Clear`.)
+            _ if bool::arbitrary(u)? => Trim,
             _ => Clear,
         })
     }
@@ -445,7 +449,7 @@ impl RangeOp {
                 out
             }
             EraseRange { range } => each(range.shrink(), |range| EraseRange { range }),
-            Clear => Vec::new(),
+            Clear | Trim => Vec::new(),
         }
     }
 }
