@@ -367,6 +367,21 @@ impl<T, const SLOTS: usize> fmt::Debug for RefIter<'_, T, SLOTS> {
     }
 }
 
+/// The item a non-node word holds, borrowed; `None` for every other kind. What
+/// [`decode_ref`] then [`EntryRef::item`] give, without building the entry (the lookups
+/// that want only items skip decoding lock words and values).
+///
+/// # Safety
+/// `word` was read from a tree under a guard that stays pinned for `'g`.
+#[inline(always)]
+pub(crate) unsafe fn item_ref<'g, T>(word: usize) -> Option<&'g T> {
+    (entry::kind(word) == entry::Kind::Item).then(|| {
+        // SAFETY: the tree holds a strong reference to the item that is released only
+        // after the epoch passes the caller's pin, which lasts for 'g.
+        unsafe { &*entry::word_item::<T>(word) }
+    })
+}
+
 /// Decodes a non-node word into a borrowed entry.
 ///
 /// # Safety

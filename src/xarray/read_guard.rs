@@ -6,7 +6,7 @@ use core::ops::RangeBounds;
 use crossbeam_epoch::Guard;
 
 use super::entry::{self, EntryRef, Mark};
-use super::iter::{decode_ref, RefIter};
+use super::iter::{decode_ref, item_ref, RefIter};
 use super::span;
 use super::tree::{clone_item, XArray};
 use crate::sync::ItemArc as Arc;
@@ -43,7 +43,9 @@ impl<'a, T, const SLOTS: usize> ReadGuard<'a, T, SLOTS> {
     /// The item at `index`, borrowed.
     #[inline]
     pub fn get(&self, index: u64) -> Option<&T> {
-        self.entry(index).item()
+        let word = self.xa.lookup_word(&self.guard, index);
+        // SAFETY: read under `self.guard`, which lives as long as the borrow of `self`.
+        unsafe { item_ref(word) }
     }
 
     /// The entry at `index`, with its item borrowed.
@@ -73,7 +75,9 @@ impl<'a, T, const SLOTS: usize> ReadGuard<'a, T, SLOTS> {
     /// ```
     #[inline]
     pub fn get_many<const N: usize>(&self, indices: [u64; N]) -> [Option<&T>; N] {
-        self.entries_many(indices).map(|entry| entry.item())
+        let words = self.xa.lookup_words(&self.guard, &indices);
+        // SAFETY: read under `self.guard`, which lives as long as the borrow of `self`.
+        words.map(|word| unsafe { item_ref(word) })
     }
 
     /// The entries at each of `indices`, with their items borrowed: the batched
@@ -91,6 +95,33 @@ impl<'a, T, const SLOTS: usize> ReadGuard<'a, T, SLOTS> {
         (entry::kind(word) == entry::Kind::Item).then(|| {
             // SAFETY: an item word read under `self.guard`, still pinned.
             unsafe { clone_item(word) }
+        })
+    }
+
+    /// The items at each of `indices` as owned `Arc`s: the batched [`load`](Self::load),
+    /// walked level by level together like [`get_many`](Self::get_many). For a caller
+    /// that keeps the items past the guard (to lock a page, say, which must not happen
+    /// under a pin): one pin per batch instead of one per item, and the batch's cache
+    /// misses overlap.
+    ///
+    /// ```
+    /// use rangelock::XArray;
+    /// use std::sync::Arc;
+    ///
+    /// let xa: XArray<u32> = XArray::new();
+    /// xa.store(7, Arc::new(70)).unwrap();
+    /// let [hit, miss] = xa.read().load_many([7, 8]); // the guard is dropped here
+    /// assert_eq!(hit.as_deref(), Some(&70));
+    /// assert_eq!(miss, None);
+    /// ```
+    #[inline]
+    pub fn load_many<const N: usize>(&self, indices: [u64; N]) -> [Option<Arc<T>>; N] {
+        let words = self.xa.lookup_words(&self.guard, &indices);
+        words.map(|word| {
+            (entry::kind(word) == entry::Kind::Item).then(|| {
+                // SAFETY: an item word read under `self.guard`, still pinned.
+                unsafe { clone_item(word) }
+            })
         })
     }
 
@@ -149,9 +180,10 @@ mod tests {
         indices
     }
 
-    /// `get_many` and `entries_many` agree with `entry` one index at a time, on every
-    /// kind of entry (items, values, multi-index values, lock entries and lock records)
-    /// and on trees of every height, in batches of several sizes.
+    /// `get_many`, `entries_many` and `load_many` agree with `entry`, `get` and `load`
+    /// one index at a time, on every kind of entry (items, values, multi-index values,
+    /// lock entries and lock records) and on trees of every height, in batches of
+    /// several sizes.
     #[test]
     fn many_agrees_with_one_at_a_time() {
         fn check<const N: usize>(xa: &XArray<u64, 4>, indices: &[u64]) {
@@ -160,9 +192,16 @@ mod tests {
                 let batch: [u64; N] = chunk.try_into().unwrap();
                 let many = guard.entries_many(batch);
                 let items = guard.get_many(batch);
-                for ((&index, entry), item) in batch.iter().zip(many).zip(items) {
+                let owned = guard.load_many(batch);
+                for (((&index, entry), item), arc) in batch.iter().zip(many).zip(items).zip(owned) {
                     assert_eq!(summary(entry), summary(guard.entry(index)), "{index}");
                     assert_eq!(item, guard.get(index), "{index}");
+                    assert_eq!(arc, guard.load(index), "{index}");
+                    if let (Some(arc), Some(item)) = (&arc, item) {
+                        // The tree's own item, not a copy; the clone raised its count.
+                        assert!(core::ptr::eq(&**arc, item), "{index}");
+                        assert!(Arc::strong_count(arc) >= 2, "{index}");
+                    }
                 }
             }
         }
