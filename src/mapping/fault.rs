@@ -8,7 +8,11 @@ use super::error::MappingError;
 use super::page::{Page, PageLock};
 use super::{Mapping, DIRTY};
 use crate::lock::FillError;
-use crate::xarray::span;
+use crate::xarray::{span, EntryRef};
+
+/// Pages [`Mapping::read_pages`] looks up together: enough for the memory system to
+/// overlap their misses, few enough that a short read clones few pages it then skips.
+pub const READ_BATCH: usize = 16;
 
 impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     /// The page at `index`, filling a missing one: the page-fault path (see the
@@ -165,10 +169,7 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
         let last = range.last.min(end - 1);
         let mut claims = Vec::new();
         let mut indices = Vec::new();
-        for index in range.first..=last {
-            if self.pages.load(index).is_some() {
-                continue;
-            }
+        for index in self.uncached(range.first, last) {
             if let Some(claim) = self.pages.try_fill_lock(index) {
                 // Under the lock: a truncate since the first check is seen here.
                 if self.check_eof::<E>(index).is_err() {
@@ -201,6 +202,98 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
             }
         }
         Ok(added)
+    }
+
+    /// The indices of `first..=last` that hold no page, in ascending order: one pinned
+    /// walk over the window (iteration's leaf-local fast path), not a lookup per index.
+    /// A snapshot only: each index found is claimed (or skipped) by its own
+    /// `try_fill_lock`, which looks again.
+    fn uncached(&self, first: u64, last: u64) -> Vec<u64> {
+        let mut holes = Vec::new();
+        let guard = self.pages.read();
+        // The first index not yet known to hold a page; `None` once past `last`.
+        let mut next = Some(first);
+        for (span, entry) in guard.iter(first..=last) {
+            if let (Some(from), EntryRef::Item(_)) = (next, entry) {
+                holes.extend(from..*span.start());
+                next = span.end().checked_add(1);
+            }
+        }
+        if let Some(from) = next {
+            holes.extend(from..=last);
+        }
+        holes
+    }
+
+    /// Buffered reads of the pages of `pages`, in ascending order: `read(index, &data)`
+    /// for each under its page lock, as many [`read`](Self::read) calls would, but with
+    /// the cached pages looked up [`READ_BATCH`] at a time (one pin and one walk in
+    /// lockstep per batch, [`ReadGuard::load_many`](crate::ReadGuard::load_many)).
+    /// Missing pages are faulted in with `fill`, one index at a time, as by
+    /// [`fault`](Self::fault).
+    ///
+    /// Returns how many pages were read: the read stops, short, at the first page wholly
+    /// past the end of file (a range that starts there reads nothing), as a file read
+    /// does. Errors: [`MappingError::InvalidRange`] for an empty or inverted range;
+    /// [`MappingError::Io`] if `fill` failed and [`MappingError::Lock`] with
+    /// `WouldDeadlock` if this thread holds a missing page under its own direct IO or
+    /// edit; the pages before that one were read. A page evicted under the reader is
+    /// looked up again, as by `read`. `fill` and `read` run with no internal lock held
+    /// but the page lock (for `read`): the same rules as for `read` apply.
+    ///
+    /// ```
+    /// use rangelock::mapping::Mapping;
+    ///
+    /// let file: Mapping<u64> = Mapping::with_page_size(8).unwrap();
+    /// file.set_size(8 * 5); // pages 0..5
+    /// file.fault(1, |i| Ok::<_, ()>(i * 100)).unwrap(); // cached
+    /// let mut seen = Vec::new();
+    /// let read = file.read_pages(0..10, |i| Ok::<_, ()>(i), |i, page| seen.push((i, *page)));
+    /// assert_eq!(read, Ok(5)); // short: page 5 is past the end of file
+    /// assert_eq!(seen, [(0, 0), (1, 100), (2, 2), (3, 3), (4, 4)]);
+    /// ```
+    pub fn read_pages<E>(
+        &self,
+        pages: impl RangeBounds<u64>,
+        mut fill: impl FnMut(u64) -> Result<P, E>,
+        mut read: impl FnMut(u64, &P),
+    ) -> Result<u64, MappingError<E>> {
+        let Some(range) = span::inclusive(&pages) else {
+            return Err(MappingError::InvalidRange {
+                start: pages.start_bound().cloned(),
+                end: pages.end_bound().cloned(),
+            });
+        };
+        let mut done = 0;
+        let mut first = range.first;
+        loop {
+            // A short last batch repeats `range.last`; the repeats are not read.
+            let batch: [u64; READ_BATCH] =
+                core::array::from_fn(|k| first.saturating_add(k as u64).min(range.last));
+            let cached = self.pages.read().load_many(batch);
+            for (&index, mut page) in batch.iter().zip(cached) {
+                loop {
+                    let found = match page.take() {
+                        Some(found) => found,
+                        None => match self.fault(index, &mut fill) {
+                            Ok(found) => found,
+                            Err(MappingError::BeyondEof { .. }) => return Ok(done),
+                            Err(error) => return Err(error),
+                        },
+                    };
+                    let lock = found.lock();
+                    if !lock.is_evicted() {
+                        read(index, &lock);
+                        break;
+                    }
+                }
+                done += 1;
+                if index == range.last {
+                    return Ok(done);
+                }
+            }
+            first = batch[READ_BATCH - 1] + 1;
+        }
     }
 
     /// A buffered read: runs `read` on page `index` (faulted in with `fill` if missing)

@@ -111,6 +111,7 @@ pub use direct::{DetachedDirectIo, DirectIo, DirectIoKind};
 pub use edit::EditGuard;
 pub use edit_async::DetachedEditGuard;
 pub use error::MappingError;
+pub use fault::READ_BATCH;
 pub use geometry::PageGeometry;
 pub use gup::{MappedBuffer, WritePath, WriteSource};
 pub use page::{Page, PageLock};

@@ -219,6 +219,17 @@ impl<const S: usize> PageCache for FaultyMapping<S> {
         })
     }
 
+    fn buffered_read_pages(&self, disk: &Disk, pages: RangeInclusive<u64>) -> Vec<(u64, PageData)> {
+        let mut read = Vec::new();
+        let fill = |i| self.fill(disk, i);
+        // A failed or panicking fill ends the read; the pages before it were read.
+        survived("read_pages", || {
+            self.mapping
+                .read_pages(pages, fill, |i, data| read.push((i, *data)))
+        });
+        read
+    }
+
     fn read_ahead(&self, disk: &Disk, pages: RangeInclusive<u64>) -> usize {
         let fill = |indices: &[u64]| indices.iter().map(|&i| self.fill(disk, i)).collect();
         survived("readahead", || self.mapping.readahead(pages, fill)).unwrap_or(0)

@@ -123,6 +123,13 @@ pub enum Op {
         page: Pg,
         fail: bool,
     },
+    /// `Mapping::read_pages` of `first..first + len`; `fail_at`: the fill (counted from
+    /// 0 within the call) that fails.
+    ReadPages {
+        first: Pg,
+        len: u8,
+        fail_at: Option<u8>,
+    },
     Write {
         page: Pg,
         sector: u8,
@@ -183,9 +190,15 @@ impl<'a> Arbitrary<'a> for Op {
                 page: Pg::arbitrary(u)?,
                 fail: fail(u)?,
             },
-            6 => Op::Read {
+            6 if bool::arbitrary(u)? => Op::Read {
                 page: Pg::arbitrary(u)?,
                 fail: fail(u)?,
+            },
+            // Up to 40 pages: two and a half lookup batches (`READ_BATCH` is 16).
+            6 => Op::ReadPages {
+                first: Pg::arbitrary(u)?,
+                len: u8::arbitrary(u)? % 41,
+                fail_at: fail_at(u)?.map(|n| n % 8),
             },
             7..=10 => Op::Write {
                 page: Pg::arbitrary(u)?,
@@ -247,6 +260,33 @@ fn shrink_op(op: &Op) -> Vec<Op> {
                 out.push(Op::Fault { page, fail: false });
             }
             out.extend(pages(page).into_iter().map(|page| Op::Fault { page, fail }));
+        }
+        Op::ReadPages {
+            first,
+            len,
+            fail_at,
+        } => {
+            out.push(Op::Read {
+                page: first,
+                fail: false,
+            });
+            if fail_at.is_some() {
+                out.push(Op::ReadPages {
+                    first,
+                    len,
+                    fail_at: None,
+                });
+            }
+            out.extend([len / 2, len.saturating_sub(1)].map(|len| Op::ReadPages {
+                first,
+                len,
+                fail_at,
+            }));
+            out.extend(pages(first).into_iter().map(|first| Op::ReadPages {
+                first,
+                len,
+                fail_at,
+            }));
         }
         Op::Write { page, sector, fail } => {
             if fail || sector != 0 {

@@ -46,6 +46,7 @@ pub const HOT_PAGES: u64 = 2;
 pub enum Kind {
     Fault,
     Read,
+    ReadPages,
     Readahead,
     Write,
     Writeback,
@@ -60,9 +61,10 @@ pub enum Kind {
 
 /// The random threads' mix: each kind with its weight (out of 100). Edits are rare
 /// enough that most reads still hit.
-pub const MIX: [(Kind, u64); 12] = [
+pub const MIX: [(Kind, u64); 13] = [
     (Kind::Fault, 22),
-    (Kind::Read, 18),
+    (Kind::Read, 12),
+    (Kind::ReadPages, 6),
     (Kind::Readahead, 6),
     (Kind::Write, 16),
     (Kind::Writeback, 6),
@@ -245,8 +247,11 @@ impl<C: PageCache> Shared<C> {
                     });
                     (MIX[at.expect("weights sum to 100")].0, FILE_PAGES)
                 }
-                Role::Faulter if rng.below(2) == 0 => (Kind::Fault, HOT_PAGES),
-                Role::Faulter => (Kind::Read, HOT_PAGES),
+                Role::Faulter => match rng.below(4) {
+                    0 | 1 => (Kind::Fault, HOT_PAGES),
+                    2 => (Kind::Read, HOT_PAGES),
+                    _ => (Kind::ReadPages, HOT_PAGES),
+                },
                 Role::DirectWriter if rng.below(4) == 0 => (Kind::DirectRead, HOT_PAGES),
                 Role::DirectWriter => (Kind::DirectWrite, HOT_PAGES),
                 Role::Syncer if round % 2 == 0 => (Kind::Write, HOT_PAGES),
@@ -282,6 +287,22 @@ impl<C: PageCache> Shared<C> {
                 };
                 let Some(data) = data else { return false };
                 oracle.check_read(kind, thread, &snap, &data);
+            }
+            Kind::ReadPages => {
+                // Up to 20 pages (more than one lookup batch), sometimes past the file.
+                let first = rng.below(pages);
+                let last = (first + rng.below(20)).min(DISK_PAGES - 1);
+                let snaps: Vec<_> = (first..=last)
+                    .map(|index| oracle.begin_read(page_sectors(index)))
+                    .collect();
+                let read = cache.buffered_read_pages(disk, first..=last);
+                for (n, (index, data)) in read.iter().enumerate() {
+                    assert_eq!(*index, first + n as u64, "read_pages out of order");
+                    oracle.check_read(kind, thread, &snaps[n], data);
+                }
+                if read.is_empty() {
+                    return false;
+                }
             }
             Kind::Readahead => {
                 let first = rng.below(pages);

@@ -171,6 +171,13 @@ pub trait PageCache: Send + Sync {
     fn fault_page(&self, disk: &Disk, index: u64) -> Option<PageData>;
     /// A buffered read of page `index`; `None` past the end of file.
     fn buffered_read(&self, disk: &Disk, index: u64) -> Option<PageData>;
+    /// Buffered reads of `pages` in order: the pages read with their data, stopping
+    /// short at the end of file (or at a failure the cache injected).
+    fn buffered_read_pages(&self, disk: &Disk, pages: RangeInclusive<u64>) -> Vec<(u64, PageData)> {
+        pages
+            .map_while(|index| Some((index, self.buffered_read(disk, index)?)))
+            .collect()
+    }
     /// Reads ahead `pages`; returns how many pages it added.
     fn read_ahead(&self, disk: &Disk, pages: RangeInclusive<u64>) -> usize;
     /// A buffered write of `version` to `sectors` of page `index`, growing the file to
@@ -255,6 +262,13 @@ impl<const S: usize> PageCache for Mapping<PageData, S> {
 
     fn buffered_read(&self, disk: &Disk, index: u64) -> Option<PageData> {
         in_file(self.read(index, |i| Ok(disk.read_page(i)), |d| *d), "read")
+    }
+
+    fn buffered_read_pages(&self, disk: &Disk, pages: RangeInclusive<u64>) -> Vec<(u64, PageData)> {
+        let mut read = Vec::new();
+        let n = self.read_pages(pages, |i| Ok(disk.read_page(i)), |i, d| read.push((i, *d)));
+        assert_eq!(in_file(n, "read_pages"), Some(read.len() as u64));
+        read
     }
 
     fn read_ahead(&self, disk: &Disk, pages: RangeInclusive<u64>) -> usize {

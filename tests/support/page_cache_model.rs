@@ -256,6 +256,36 @@ impl Model {
         runs
     }
 
+    /// `read_pages` of pages `f..f + len` whose fill number `fail_at` fails: the pages
+    /// read, in order, and the count or the error.
+    pub fn read_pages(
+        &mut self,
+        f: u64,
+        len: u64,
+        fail_at: Option<u8>,
+    ) -> (Vec<(u64, Data)>, Res<u64>) {
+        if len == 0 {
+            let range = Err(MappingError::InvalidRange {
+                start: Included(f),
+                end: Excluded(f),
+            });
+            return (Vec::new(), range);
+        }
+        let (mut read, mut fills) = (Vec::new(), 0u8);
+        for i in f..f + len {
+            let calls = self.calls.len();
+            let got = self.fault(i, fail_at == Some(fills));
+            fills += u8::from(self.calls.len() > calls);
+            match got {
+                Ok(data) => read.push((i, data)),
+                Err(MappingError::BeyondEof { .. }) => break,
+                Err(error) => return (read, Err(error)),
+            }
+        }
+        let n = read.len() as u64;
+        (read, Ok(n))
+    }
+
     /// A readahead of pages `f..f + len` whose fill returns `give` pages.
     pub fn readahead(&mut self, f: u64, len: u64, give: Option<u8>, fail: bool) -> Res<usize> {
         let m = self;

@@ -80,6 +80,10 @@ impl<const S: usize> PageCache for TaskMapping<S> {
         self.0.buffered_read(disk, index)
     }
 
+    fn buffered_read_pages(&self, disk: &Disk, pages: RangeInclusive<u64>) -> Vec<(u64, PageData)> {
+        self.0.buffered_read_pages(disk, pages)
+    }
+
     fn read_ahead(&self, disk: &Disk, pages: RangeInclusive<u64>) -> usize {
         self.0.read_ahead(disk, pages)
     }

@@ -212,6 +212,22 @@ impl<'m, const S: usize> Driver<'m, S> {
                 };
                 assert_eq!(got, want, "{at}");
             }
+            Op::ReadPages {
+                first,
+                len,
+                fail_at,
+            } => {
+                let (f, len) = (first.at(g.top), u64::from(len));
+                let (want_read, want) = self.model.read_pages(f, len, fail_at);
+                let (mut read, mut fills) = (Vec::new(), 0u8);
+                let fill = |i| {
+                    let fail = fail_at == Some(fills);
+                    fills += 1;
+                    self.fill(fail)(i)
+                };
+                let got = map.read_pages(f..f + len, fill, |i, d| read.push((i, *d)));
+                assert_eq!((read, got), (want_read, want), "{at}");
+            }
             Op::Write { page, sector, fail } => {
                 let (i, s) = (page.at(g.top), usize::from(sector));
                 let want = self.model.fault(i, fail).map(|mut data| {

@@ -36,7 +36,11 @@
 //! to `[SetSize(MAX), Write(page 0), Direct(0..)]` (the mapping flushed page 0, the model
 //! expected nothing); a model whose truncate hands over no straddling page fails, shrunk
 //! to `[SetSize, Write(page 4), Truncate(inside page 4)]`; a model that leaves a page
-//! flushed before a failing flush still dirty fails on the cache comparison.
+//! flushed before a failing flush still dirty fails on the cache comparison. On the
+//! mapping's side: a `read_pages` that counts the page past the end of file as read
+//! fails at its first short read; a readahead whose scan takes shadow entries for
+//! cached pages fails at its first readahead over one (the fill is asked for fewer
+//! indices).
 #![cfg(not(loom))]
 
 use crate::support::mapping_ops::{shrink_ops, Bytes, Op, Pages, Pg, Pos};
