@@ -8,6 +8,7 @@
 //! | `read_window/read_pages`        | one [`Mapping::read_pages`] over the window             |
 //! | `readahead_cached/load_each`    | a [`XArray::load`] per index: the scan readahead made before |
 //! | `readahead_cached/readahead`    | [`Mapping::readahead`] over the window: its scan finds nothing to claim |
+//! | `readahead_empty/<n>`           | [`Mapping::readahead`] of `n` pages on an empty file: `n` claims, one fill, `n` publishes |
 //!
 //! The file has 1Mi pages of `u64`, all cached; windows of [`WINDOW`] pages start at
 //! random page indices (a pre-drawn stream, so consecutive windows land on different
@@ -15,7 +16,7 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use rangelock::mapping::Mapping;
 use rangelock::XArray;
 
@@ -129,9 +130,32 @@ fn readahead_cached(c: &mut Criterion) {
     group.finish();
 }
 
+fn readahead_empty(c: &mut Criterion) {
+    let mut group = c.benchmark_group("readahead_empty");
+    for window in [32, 1024, 4096] {
+        group.throughput(Throughput::Elements(window));
+        group.bench_function(BenchmarkId::from_parameter(window), |b| {
+            b.iter_batched(
+                || {
+                    let file: Mapping<u64> = Mapping::new();
+                    file.set_size(window * file.geometry().page_size());
+                    file
+                },
+                |file| {
+                    let added = file.readahead(0..window, |indices| Ok::<_, ()>(indices.to_vec()));
+                    assert_eq!(added, Ok(window as usize));
+                    file // dropped outside the measurement
+                },
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = rangelock_testkit::bench::short_runs();
-    targets = read_window, readahead_cached
+    targets = read_window, readahead_cached, readahead_empty
 }
 criterion_main!(benches);

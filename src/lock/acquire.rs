@@ -253,13 +253,23 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
     /// that is still sealed, is refused with `WouldDeadlock` before anything is claimed
     /// or evicted (`held.rs`): so a blocking acquisition that has evicted something never
     /// fails, and nothing it evicted is ever put back by a failure.
+    ///
+    /// An acquisition that may not wait (`Patience::None`) asks only once it has failed:
+    /// it fails anyway if this thread holds a conflicting part of its range (this
+    /// thread's own entries are in the tree, and it conflicts with them), it gives back
+    /// what it evicted whichever error it returns, and this thread's list cannot change
+    /// in between, so the answer is the same as asking first, and a try that succeeds
+    /// (each claim of a readahead batch, with the batch's earlier claims in the list)
+    /// does not scan the list.
     pub(crate) fn run_claim(
         &self,
         c: &mut Claim<T>,
         patience: Patience,
     ) -> Result<Option<Arc<T>>, LockError> {
-        if let Some(index) = self.self_conflict(c.first, c.last, c.mode) {
-            return Err(LockError::WouldDeadlock { index });
+        if patience != Patience::None {
+            if let Some(index) = self.self_conflict(c.first, c.last, c.mode) {
+                return Err(LockError::WouldDeadlock { index });
+            }
         }
         let mut lc = LockCursor::new(self);
         let table = lc.table;
@@ -268,6 +278,12 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             let (base, seq) = match lc.walk(c, &mut q, patience, None) {
                 Walked::Done => return Ok(None),
                 Walked::Hit(item) => return Ok(Some(item)),
+                Walked::Failed(LockError::WouldBlock) => {
+                    return Err(match self.self_conflict(c.first, c.last, c.mode) {
+                        Some(index) => LockError::WouldDeadlock { index },
+                        None => LockError::WouldBlock,
+                    })
+                }
                 Walked::Failed(error) => return Err(error),
                 Walked::Waiting { base, seq } => (base, seq),
             };

@@ -9,7 +9,9 @@
 //! itself (a direct-IO write whose user buffer is an mmap of its own range faults
 //! through get_user_pages), and the call returns
 //! [`LockError::WouldDeadlock`](super::LockError::WouldDeadlock) before it has evicted
-//! anything. An empty list (the common case) costs one thread-local read.
+//! anything. An empty list (the common case) costs one thread-local read. A call that
+//! may not wait asks only after its claim failed (see `run_claim`): the same answer,
+//! and no scan for a try that succeeds.
 //!
 //! The list also lets a thread that already holds an index Shared take it Shared again
 //! without queueing behind a waiting Exclusive acquirer (which would wait for it).
