@@ -250,9 +250,7 @@ impl<P: Default + Send + Sync + 'static> PageCache<P> for DioCountMapping<P> {
         if first >= end {
             return Ok(0);
         }
-        let missing: Vec<u64> = (first..=last.min(end - 1))
-            .filter(|&i| self.pages.load(i).is_none())
-            .collect();
+        let missing = page_index::missing(&self.pages, first, last.min(end - 1));
         if missing.is_empty() {
             return Ok(0);
         }

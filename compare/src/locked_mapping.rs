@@ -304,11 +304,10 @@ impl<P: Default + Send + Sync + 'static, L: FileLock> PageCache<P> for LockedMap
         let last = last.min(end - 1);
         // Only the span from the first to the last missing page is locked, and nothing
         // when every page is cached (as `Mapping::readahead` claims only missing pages).
-        let missing = |index: &u64| self.pages.load(*index).is_none();
-        let Some(first) = (first..=last).find(missing) else {
+        let missing = page_index::missing(&self.pages, first, last);
+        let (Some(&first), Some(&last)) = (missing.first(), missing.last()) else {
             return Ok(0);
         };
-        let last = (first..=last).rev().find(missing).unwrap_or(first);
         let _read = self.lock.acquire(first..=last, Access::Read);
         let _create = self.lock.acquire(first..=last, Access::Create);
         let mut added = 0;

@@ -63,6 +63,27 @@ pub(crate) fn writeback<P: Send + Sync + 'static>(
     written
 }
 
+/// The indices of `first..=last` that hold no page, ascending: readahead's scan, one
+/// pinned iteration over the window (as `Mapping::readahead` finds them), so that the
+/// strategies differ in their locks and not in how they look for missing pages.
+pub(crate) fn missing<P: Send + Sync + 'static>(
+    pages: &XArray<Page<P>>,
+    first: u64,
+    last: u64,
+) -> Vec<u64> {
+    let mut holes = Vec::new();
+    let guard = pages.read();
+    let mut next = Some(first);
+    for (span, entry) in guard.iter(first..=last) {
+        if let (Some(from), Some(_page)) = (next, entry.item()) {
+            holes.extend(from..*span.start());
+            next = span.end().checked_add(1);
+        }
+    }
+    holes.extend(next.into_iter().flat_map(|from| from..=last));
+    holes
+}
+
 /// Drops the page at `index` if it is clean and not under write-back; returns whether it
 /// did. It is taken out under its page lock, only if its slot still holds that very page
 /// (a lock entry or a newer page is left alone), and marked evicted before the lock goes,
