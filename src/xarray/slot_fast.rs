@@ -105,17 +105,21 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> XArray<T, SLOTS> {
             return None;
         }
         let mut node = walk::node_at::<SLOTS>(head, guard);
-        if last > Geometry::<SLOTS>::max_index(node.shift as u32) {
+        // Only the root's header is read (a child's shift is its parent's minus BITS,
+        // cursor invariant 2), as in the lookups' walk.
+        let mut shift = node.shift as u32;
+        if last > Geometry::<SLOTS>::max_index(shift) {
             return None;
         }
         loop {
-            let shift = node.shift as u32;
+            debug_assert_eq!(node.shift as u32, shift);
             let from = Geometry::<SLOTS>::offset(first, shift);
             // Both ends lie under `node`: they share a slot iff they agree above `shift`.
             if first >> shift == last >> shift {
                 let word = node.load(from);
                 if entry::is_node(word) {
                     node = walk::node_at(word, guard);
+                    shift -= Geometry::<SLOTS>::BITS;
                     continue;
                 }
                 return Some(Fit {

@@ -49,9 +49,13 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
             }
             let mut node = entry::word_node::<Node<SLOTS>>(head);
             let mut base = 0;
+            // Only the root's header is read: a child's shift is its parent's minus BITS
+            // (invariant 2; the nodes this pinned walk reaches cannot have been reused),
+            // so each level costs the load of its slot, not also of its header's line.
+            let mut shift = root_shift;
             loop {
                 let n = Self::node(node);
-                let shift = n.shift as u32;
+                debug_assert_eq!(n.shift as u32, shift);
                 let offset = Geometry::<SLOTS>::offset(index, shift);
                 let word = n.load(offset);
                 let slot_first = Geometry::<SLOTS>::slot_base(index, shift);
@@ -59,6 +63,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     self.path.push(Step { node, offset, base });
                     node = entry::word_node(word);
                     base = slot_first;
+                    shift -= Geometry::<SLOTS>::BITS;
                     continue;
                 }
                 let Some(lock) = n.lock() else {
@@ -78,6 +83,7 @@ impl<T: Send + Sync + 'static, const SLOTS: usize> WriteCursor<'_, T, SLOTS> {
                     self.path.push(Step { node, offset, base });
                     node = entry::word_node(word);
                     base = slot_first;
+                    shift -= Geometry::<SLOTS>::BITS;
                     continue;
                 }
                 self.path.push(Step { node, offset, base });

@@ -15,6 +15,8 @@
 //! 2. A node with shift `s > 0` holds child nodes (shift `s - BITS`) or non-node entries
 //!    covering their slot's `2^s` indices; items only ever sit in leaves (shift 0); lock
 //!    records only in the head and in slots of shift > 0, inside their slot's span.
+//!    Walks (readers', `lock_at`'s and the lock fast path's) read only the root's header
+//!    and derive each child's shift from its parent's, so a level costs one cache line.
 //! 3. A node is published (one `Release` store of its word) only when fully initialised,
 //!    and after it is unlinked (marked obsolete under its lock) no writer touches it
 //!    again; then it is retired, and reused once the epoch has passed it.
