@@ -81,20 +81,30 @@ impl<const SLOTS: usize> Driver<SLOTS> {
         }
     }
 
-    /// The batched lookup (`ReadGuard::entries_many`) at `index` and at three indices
-    /// derived from it (its neighbour, half of it, its mirror at the top of the index
-    /// space), each against the model as a single lookup would be.
+    /// The batched lookups (`ReadGuard::entries_many`, `get_many`, `load_many`) at
+    /// `index` and at three indices derived from it (its neighbour, half of it, its
+    /// mirror at the top of the index space), each against the model as a single lookup
+    /// would be.
     fn check_get_many(&self, index: u64) {
         let indices = [index, index.wrapping_add(1), index / 2, u64::MAX - index];
         let guard = self.tree.read();
-        for (i, got) in indices.into_iter().zip(guard.entries_many(indices)) {
+        let batches = guard
+            .entries_many(indices)
+            .into_iter()
+            .zip(guard.get_many(indices))
+            .zip(guard.load_many(indices));
+        for (i, ((got, item), owned)) in indices.into_iter().zip(batches) {
             let want = self.model.entry(i);
+            let want_item = want.item().map(Arc::as_ptr);
             let same = got.is_empty() == want.is_empty()
                 && got.value() == want.value()
-                && got.item().map(|r| r as *const u64) == want.item().map(Arc::as_ptr);
+                && got.item().map(|r| r as *const u64) == want_item
+                && item.map(|r| r as *const u64) == want_item
+                && owned.as_ref().map(Arc::as_ptr) == want_item;
             if !same {
                 self.fail(format_args!(
-                    "entries_many at {i}: tree {got:?}, model {want:?}"
+                    "entries_many, get_many or load_many at {i}: tree {got:?}, {item:?}, \
+                     {owned:?}, model {want:?}"
                 ));
             }
         }
