@@ -5,10 +5,10 @@ use core::ops::RangeBounds;
 
 use crossbeam_epoch::Guard;
 
-use super::entry::{self, EntryRef, Mark};
+use super::entry::{EntryRef, Mark};
 use super::iter::{decode_ref, item_ref, RefIter};
 use super::span;
-use super::tree::{clone_item, XArray};
+use super::tree::{load_item, XArray};
 use crate::sync::ItemArc as Arc;
 
 /// A pinned view of an [`XArray`] for batches of lookups.
@@ -92,10 +92,8 @@ impl<'a, T, const SLOTS: usize> ReadGuard<'a, T, SLOTS> {
     /// The item at `index` as an owned `Arc`.
     pub fn load(&self, index: u64) -> Option<Arc<T>> {
         let word = self.xa.lookup_word(&self.guard, index);
-        (entry::kind(word) == entry::Kind::Item).then(|| {
-            // SAFETY: an item word read under `self.guard`, still pinned.
-            unsafe { clone_item(word) }
-        })
+        // SAFETY: read under `self.guard`, still pinned.
+        unsafe { load_item(word) }
     }
 
     /// The items at each of `indices` as owned `Arc`s: the batched [`load`](Self::load),
@@ -117,12 +115,8 @@ impl<'a, T, const SLOTS: usize> ReadGuard<'a, T, SLOTS> {
     #[inline]
     pub fn load_many<const N: usize>(&self, indices: [u64; N]) -> [Option<Arc<T>>; N] {
         let words = self.xa.lookup_words(&self.guard, &indices);
-        words.map(|word| {
-            (entry::kind(word) == entry::Kind::Item).then(|| {
-                // SAFETY: an item word read under `self.guard`, still pinned.
-                unsafe { clone_item(word) }
-            })
-        })
+        // SAFETY: read under `self.guard`, still pinned.
+        words.map(|word| unsafe { load_item(word) })
     }
 
     /// Whether the entry at `index` carries `mark`.

@@ -178,11 +178,8 @@ impl<T, const SLOTS: usize> XArray<T, SLOTS> {
     pub fn load(&self, index: u64) -> Option<Arc<T>> {
         let guard = self.pin();
         let word = self.lookup_word(&guard, index);
-        (entry::kind(word) == Kind::Item).then(|| {
-            // SAFETY: an item word read under `guard`: the tree's own strong reference
-            // is dropped only after the epoch passes our pin, so the count is >= 1.
-            unsafe { clone_item(word) }
-        })
+        // SAFETY: read from this tree under `guard`, still pinned.
+        unsafe { load_item(word) }
     }
 
     /// The entry at `index`.
@@ -334,6 +331,19 @@ pub(crate) unsafe fn clone_item<T>(word: usize) -> Arc<T> {
         Arc::increment_strong_count(ptr);
         Arc::from_raw(ptr)
     }
+}
+
+/// The item a non-node word holds, with its reference count raised; `None` for every
+/// other kind (the owned lookups: `load`, `ReadGuard::load`, `ReadGuard::load_many`).
+///
+/// # Safety
+/// `word` was read from this tree under a guard that is still pinned.
+#[inline(always)]
+pub(crate) unsafe fn load_item<T>(word: usize) -> Option<Arc<T>> {
+    (entry::kind(word) == Kind::Item).then(|| {
+        // SAFETY: an item word, read as the caller promises.
+        unsafe { clone_item(word) }
+    })
 }
 
 /// Decodes a non-node word into an owned entry.
