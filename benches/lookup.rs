@@ -6,6 +6,7 @@
 //! | `xarray_load`           | [`XArray::load`]: pin, walk, clone the `Arc`                   |
 //! | `xarray_read_guard`     | one [`XArray::read`] guard per batch, `get` borrows (no count) |
 //! | `xarray_get_many`       | the guard's [`ReadGuard::get_many`], [`LOCKSTEP`] indices a walk |
+//! | `xarray_get_many_16`    | the same with [`LOCKSTEP_WIDE`] indices a walk: more misses in flight, more lane state |
 //! | `xarray_guard_load`     | one guard per batch, [`ReadGuard::load`]: `load` without its pin |
 //! | `vec`                   | `Vec<Option<Arc<T>>>` indexing: the physical limit, no sync    |
 //! | `vec_arc`               | the same `Vec`, with an `Arc` clone per hit (what `load` does) |
@@ -51,6 +52,9 @@ use rangelock_testkit::threads::on_threads;
 
 /// Indices per [`ReadGuard::get_many`] call in the `xarray_get_many` contender.
 const LOCKSTEP: usize = 8;
+
+/// Indices per [`ReadGuard::get_many`] call in the `xarray_get_many_16` contender.
+const LOCKSTEP_WIDE: usize = 16;
 
 /// Operations per criterion iteration.
 const BATCH: usize = 1024;
@@ -143,6 +147,7 @@ enum Contender {
     XaLoad,
     XaGuard,
     XaMany,
+    XaManyWide,
     XaGuardLoad,
     Vec,
     VecArc,
@@ -158,6 +163,7 @@ impl Contender {
             Contender::XaLoad => "xarray_load",
             Contender::XaGuard => "xarray_read_guard",
             Contender::XaMany => "xarray_get_many",
+            Contender::XaManyWide => "xarray_get_many_16",
             Contender::XaGuardLoad => "xarray_guard_load",
             Contender::Vec => "vec",
             Contender::VecArc => "vec_arc",
@@ -222,13 +228,8 @@ impl Maps {
                     black_box(guard.get(i));
                 }
             }
-            Contender::XaMany => {
-                let guard: ReadGuard<'_, Item> = self.xa.read();
-                for chunk in batch.chunks_exact(LOCKSTEP) {
-                    let indices: [u64; LOCKSTEP] = chunk.try_into().expect("chunk");
-                    black_box(guard.get_many(indices));
-                }
-            }
+            Contender::XaMany => get_many_batch::<LOCKSTEP>(&self.xa.read(), batch),
+            Contender::XaManyWide => get_many_batch::<LOCKSTEP_WIDE>(&self.xa.read(), batch),
             Contender::XaGuardLoad => {
                 let guard = self.xa.read();
                 for &i in batch {
@@ -273,7 +274,11 @@ impl Maps {
     #[inline(always)]
     fn write_batch(&mut self, who: Contender, batch: &[u64], item: &Arc<Item>, erase: bool) {
         match who {
-            Contender::XaLoad | Contender::XaGuard | Contender::XaMany | Contender::XaGuardLoad => {
+            Contender::XaLoad
+            | Contender::XaGuard
+            | Contender::XaMany
+            | Contender::XaManyWide
+            | Contender::XaGuardLoad => {
                 for &i in batch {
                     if erase {
                         black_box(self.xa.erase(i).unwrap());
@@ -364,6 +369,15 @@ fn lookup_group(c: &mut Criterion, name: &str, maps: &Maps, stream: &[u64], who:
     group.finish();
 }
 
+/// `batch` looked up `N` indices a [`ReadGuard::get_many`] call.
+#[inline(always)]
+fn get_many_batch<const N: usize>(guard: &ReadGuard<'_, Item>, batch: &[u64]) {
+    for chunk in batch.chunks_exact(N) {
+        let indices: [u64; N] = chunk.try_into().expect("chunk");
+        black_box(guard.get_many(indices));
+    }
+}
+
 /// Thread counts 1, 2, 4, ... up to the machine's parallelism.
 fn thread_counts() -> Vec<usize> {
     let max = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -372,10 +386,11 @@ fn thread_counts() -> Vec<usize> {
         .collect()
 }
 
-const ALL_LOOKUPS: [Contender; 10] = [
+const ALL_LOOKUPS: [Contender; 11] = [
     Contender::XaLoad,
     Contender::XaGuard,
     Contender::XaMany,
+    Contender::XaManyWide,
     Contender::XaGuardLoad,
     Contender::Vec,
     Contender::VecArc,
@@ -384,10 +399,11 @@ const ALL_LOOKUPS: [Contender; 10] = [
     Contender::Hash,
     Contender::Papaya,
 ];
-const SPARSE_LOOKUPS: [Contender; 7] = [
+const SPARSE_LOOKUPS: [Contender; 8] = [
     Contender::XaLoad,
     Contender::XaGuard,
     Contender::XaMany,
+    Contender::XaManyWide,
     Contender::BTree,
     Contender::BTreeBatch,
     Contender::Hash,
