@@ -32,8 +32,9 @@
 //!   `2^32` (a six-level tree); no `vec` (it would need `2^32` slots);
 //! * `lookup_hit_dense_threads`: the hit workload on 1, 2, 4, ... threads up to
 //!   `available_parallelism`, throughput summed over threads;
-//! * `store_overwrite_dense`, `erase_store_dense`, `erase_store_sparse`: writes; an
-//!   erase of a sparse index frees its leaf and the store allocates it again;
+//! * `store_overwrite_dense`, `erase_store_dense`, `store_overwrite_sparse`,
+//!   `erase_store_sparse`: writes; an erase of a sparse index frees its leaf and the
+//!   store allocates it again, an overwrite only walks to the slot and replaces it;
 //! * `iterate_dense`: every entry of the 1Mi dense set, in order (`vec_arc_iter` clones
 //!   each entry's `Arc` as `XArray::iter` does).
 
@@ -501,6 +502,7 @@ fn writes(c: &mut Criterion) {
     write_group(c, "store_overwrite_dense", &dense, dense.len(), false);
     write_group(c, "erase_store_dense", &dense, dense.len(), true);
     let sparse = sparse_keys(&mut SplitMix64(5), sizes.sparse);
+    write_group(c, "store_overwrite_sparse", &sparse, 0, false);
     write_group(c, "erase_store_sparse", &sparse, 0, true);
 }
 
