@@ -271,21 +271,11 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
             let batch: [u64; READ_BATCH] =
                 core::array::from_fn(|k| first.saturating_add(k as u64).min(range.last));
             let cached = self.pages.read().load_many(batch);
-            for (&index, mut page) in batch.iter().zip(cached) {
-                loop {
-                    let found = match page.take() {
-                        Some(found) => found,
-                        None => match self.fault(index, &mut fill) {
-                            Ok(found) => found,
-                            Err(MappingError::BeyondEof { .. }) => return Ok(done),
-                            Err(error) => return Err(error),
-                        },
-                    };
-                    let lock = found.lock();
-                    if !lock.is_evicted() {
-                        read(index, &lock);
-                        break;
-                    }
+            for (&index, page) in batch.iter().zip(cached) {
+                match self.read_found(index, page, &mut fill, |data| read(index, data)) {
+                    Ok(()) => {}
+                    Err(MappingError::BeyondEof { .. }) => return Ok(done),
+                    Err(error) => return Err(error),
                 }
                 done += 1;
                 if index == range.last {
@@ -302,11 +292,26 @@ impl<P: Send + Sync + 'static, const SLOTS: usize> Mapping<P, SLOTS> {
     pub fn read<E, R>(
         &self,
         index: u64,
+        fill: impl FnMut(u64) -> Result<P, E>,
+        read: impl FnOnce(&P) -> R,
+    ) -> Result<R, MappingError<E>> {
+        self.read_found(index, None, fill, read)
+    }
+
+    /// [`read`](Self::read) of page `index`, starting from `found` if a lookup already
+    /// found it (`read_pages`' batches): an evicted page is looked up again by `fault`.
+    fn read_found<E, R>(
+        &self,
+        index: u64,
+        mut found: Option<Arc<Page<P>>>,
         mut fill: impl FnMut(u64) -> Result<P, E>,
         read: impl FnOnce(&P) -> R,
     ) -> Result<R, MappingError<E>> {
         loop {
-            let page = self.fault(index, &mut fill)?;
+            let page = match found.take() {
+                Some(page) => page,
+                None => self.fault(index, &mut fill)?,
+            };
             let lock = page.lock();
             if !lock.is_evicted() {
                 return Ok(read(&lock));
